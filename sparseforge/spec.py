@@ -137,11 +137,12 @@ class HardwareSpec:
 
     @property
     def array_latency(self) -> int:
-        """Cycles from an activation vector entering the array's input port to its output
-        vector leaving the output register: 1 input register, ``rows - 1`` input-skew
-        stages, ``cols - 1`` hops along a row, the PE pipeline, ``cols - 1`` output
-        deskew stages... counted from the generated RTL's structure (see docs/timing.md)."""
-        return self.rows + 2 * (self.cols - 1) + self.pe_latency + 1
+        """Cycles from an activation vector at the array's input port to its output vector
+        at the output port: the input register, ``rows - 1`` input-skew registers, the PE
+        activation register, ``cols - 1`` hops along a row, the PE pipeline, and the
+        output deskew (which brings every column level with the last, so it adds nothing
+        to the last column's path). See docs/timing.md."""
+        return self.rows + self.cols + self.pe_latency
 
     @property
     def cycle_ns(self) -> float:
