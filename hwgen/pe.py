@@ -18,7 +18,7 @@ take the shadow's value when the first activation vector of a new tile enters th
 
 from __future__ import annotations
 
-from amaranth import Array, Module, Signal, signed, unsigned
+from amaranth import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -80,16 +80,19 @@ class SparsePE(wiring.Component):
         with m.If(self.first_in):
             m.d.sync += [act_w.eq(shadow_w), act_i.eq(shadow_i)]
 
-        lanes = Array(x_reg.word_select(j, aw).as_signed() for j in range(s.m))
         sel = [Signal(signed(aw), name=f"sel{i}") for i in range(s.n)]
         wd = [Signal(signed(ww), name=f"wd{i}") for i in range(s.n)]
         prod = [Signal(signed(aw + ww), name=f"prod{i}") for i in range(s.n)]
         for i in range(s.n):
             w_i = act_w.word_select(i, ww).as_signed()
             if s.dense:
-                a_i = lanes[i]  # dense PE: multiplier i always takes lane i
+                a_i = x_reg.word_select(i, aw).as_signed()  # dense PE: multiplier i takes lane i
             else:
-                a_i = lanes[act_i.word_select(i, iw)]
+                # a shift by a variable word offset: Verilog `>>`, a continuous assignment
+                # (an Array/case mux becomes an `always @*` block that Icarus does not run
+                # until an input changes, so a PE whose inputs sit at 0 from reset would
+                # show X)
+                a_i = x_reg.word_select(act_i.word_select(i, iw), aw).as_signed()
             # stage 1: index mux
             m.d.sync += [sel[i].eq(a_i), wd[i].eq(w_i)]
             # stage 2: multiply

@@ -1,0 +1,132 @@
+"""Emit a design's Verilog and manifest into ``<out_root>/<design>/``.
+
+Everything is written into a temporary folder beside the target and moved into place at
+the end, so a failure never leaves a half-written design behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from amaranth import Shape
+from amaranth.back import verilog
+from amaranth.lib import wiring
+
+from sparseforge.spec import HardwareSpec
+
+from .array import SparseArray
+from .engine import GemmEngine, engine_word_widths
+from .pe import SparsePE
+
+__all__ = ["DESIGNS", "build_component", "emit_design", "design_dir", "EmitError"]
+
+DESIGNS = ("engine", "array", "pe")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
+
+
+class EmitError(ValueError):
+    """Bad design name or output location (a user error: one clear line)."""
+
+
+def engine_depths(spec: HardwareSpec) -> dict[str, int]:
+    """Memory depths of the engine from the spec's buffer sizes (words of each memory)."""
+    w = engine_word_widths(spec)
+    return {
+        "act_depth": max(1, spec.input_buffer_kib * 8192 // w["act"]),
+        "wgt_depth": max(spec.rows, spec.weight_buffer_kib * 8192 // w["wgt"]),
+        "out_depth": max(1, spec.output_buffer_kib * 8192 // w["out"]),
+    }
+
+
+def build_component(spec: HardwareSpec, design: str, **depths: int) -> wiring.Component:
+    if design == "pe":
+        return SparsePE(spec=spec)
+    if design == "array":
+        return SparseArray(spec=spec)
+    if design == "engine":
+        return GemmEngine(spec=spec, **(depths or engine_depths(spec)))
+    raise EmitError(f"design = {design!r} is not allowed: choose one of {', '.join(DESIGNS)}")
+
+
+def design_dir(out_root: Path, name: str) -> Path:
+    """The folder for design ``name`` under ``out_root``; refuses names that would escape it."""
+    if not _NAME.match(name):
+        raise EmitError(f"design name {name!r} is not allowed: use letters, digits, '_' and '-', "
+                        "starting with a letter (at most 64 characters)")
+    root = Path(out_root).resolve()
+    target = (root / name).resolve()
+    if target.parent != root:
+        raise EmitError(f"output path {target} is outside the output folder {root}")
+    return target
+
+
+def _ports(component: wiring.Component) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "direction": "input" if member.flow == wiring.In else "output",
+            "width": Shape.cast(member.shape).width,
+        }
+        for name, member in component.signature.members.items()
+    ]
+
+
+def _instantiation(top: str, ports: list[dict[str, Any]]) -> str:
+    lines = [f"{top} u_{top} ("]
+    conns = ["  .clk(clk)", "  .rst(rst)"] + [f"  .{p['name']}({p['name']})" for p in ports]
+    lines.append(",\n".join(conns))
+    lines.append(");")
+    return "\n".join(lines)
+
+
+def emit_design(spec: HardwareSpec, *, design: str = "engine", out_root: Path | str = "rtl_out",
+                name: str | None = None, **depths: int) -> Path:
+    """Generate ``design`` for ``spec`` and write ``<out_root>/<name>/{<top>.v, manifest.json}``.
+    Returns the design folder."""
+    name = name or f"{spec.name}-{design}"
+    target = design_dir(Path(out_root), name)
+    component = build_component(spec, design, **depths)
+    top = f"sf_{design}"
+    text = verilog.convert(component, name=top, emit_src=False)
+    ports = _ports(component)
+    manifest = {
+        "design": name,
+        "kind": design,
+        "top": top,
+        "files": [f"{top}.v"],
+        "clock": "clk (rising edge)",
+        "reset": "rst (synchronous, active high)",
+        "ports": ports,
+        "instantiate": _instantiation(top, ports),
+        "notes": "All ports are unsigned in Verilog; data fields are two's complement and "
+                 "packed little-endian (field 0 in the least significant bits).",
+        **spec.record(),
+    }
+    if design == "engine":
+        manifest["depths"] = depths or engine_depths(spec)
+        manifest["word_widths"] = engine_word_widths(spec)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
+    os.chmod(tmp, 0o755)
+    try:
+        (tmp / f"{top}.v").write_text(text)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if target.exists():
+            old = target.with_name(f".{name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

@@ -1,0 +1,152 @@
+"""GEMM descriptions of the workloads sparseforge studies.
+
+* :func:`minilm_network` -- the encoder of all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384,
+  12 heads of 32, FFN 1536): per layer the q/k/v/o projections, the FFN up and down
+  projections (prunable ``"linear"`` layers, names matching :mod:`models.minilm`), and
+  the per-head attention score and context products (``"attention"``, not prunable,
+  ``count = 12``). Embedding lookups, LayerNorm, softmax and GELU are not GEMMs and are
+  left out; so is the unused BERT pooler.
+* :func:`resnet50_network` -- torchvision's ResNet-50 (v1.5: the stride of a bottleneck
+  sits on its 3x3 conv), every convolution lowered to an im2col GEMM
+  (``tokens = batch * H_out * W_out``, ``k = C_in * kh * kw``, ``n_out = C_out``), plus the
+  final fully connected layer 2048 -> 1000. Layer names follow torchvision's module
+  names (``"layer2.0.conv2"``, ``"layer2.0.downsample.0"``).
+
+:func:`get_network` picks one by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .network import GemmLayer, Network
+
+__all__ = ["minilm_network", "resnet50_network", "get_network", "NETWORKS"]
+
+# all-MiniLM-L6-v2 hyper-parameters (its config.json)
+MINILM_LAYERS = 6
+MINILM_HIDDEN = 384
+MINILM_HEADS = 12
+MINILM_HEAD_DIM = MINILM_HIDDEN // MINILM_HEADS
+MINILM_FFN = 1536
+MINILM_MAX_POSITIONS = 512
+
+
+def _check_size(func: str, field: str, value: object, *, low: int = 1, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        allowed = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
+        raise ValueError(f"{func}: {field} = {value!r} is not allowed: must be {allowed}")
+    return value
+
+
+def minilm_network(*, tokens: int = 128) -> Network:
+    """The all-MiniLM-L6-v2 encoder as GEMMs for a sequence of ``tokens`` positions.
+
+    Per encoder layer ``i`` (group ``"layer{i}"``), in execution order:
+    ``attn.q``, ``attn.k``, ``attn.v`` (384 -> 384), ``attn.scores`` (12 heads of
+    ``[T, 32] @ [32, T]``: ``k = 32``, ``n_out = T``), ``attn.context`` (12 heads of
+    ``[T, T] @ [T, 32]``: ``k = T``, ``n_out = 32``), ``attn.o`` (384 -> 384),
+    ``ffn.up`` (384 -> 1536), ``ffn.down`` (1536 -> 384). Names are prefixed
+    ``"layer{i}."``.
+
+    Raises:
+        ValueError: ``tokens`` is not an integer in 1..512 (BERT's position table).
+    """
+    t = _check_size("minilm_network", "tokens", tokens, high=MINILM_MAX_POSITIONS)
+    h, f, hd = MINILM_HIDDEN, MINILM_FFN, MINILM_HEAD_DIM
+    layers: list[GemmLayer] = []
+    for i in range(MINILM_LAYERS):
+        g = f"layer{i}"
+
+        def lin(suffix: str, k: int, n_out: int) -> GemmLayer:
+            return GemmLayer(name=f"{g}.{suffix}", tokens=t, k=k, n_out=n_out, kind="linear", group=g)
+
+        def att(suffix: str, k: int, n_out: int) -> GemmLayer:
+            return GemmLayer(name=f"{g}.{suffix}", tokens=t, k=k, n_out=n_out, kind="attention",
+                             prunable=False, group=g, count=MINILM_HEADS)
+
+        layers += [
+            lin("attn.q", h, h),
+            lin("attn.k", h, h),
+            lin("attn.v", h, h),
+            att("attn.scores", hd, t),
+            att("attn.context", t, hd),
+            lin("attn.o", h, h),
+            lin("ffn.up", h, f),
+            lin("ffn.down", f, h),
+        ]
+    return Network(name="minilm", layers=tuple(layers))
+
+
+def _conv_out(size: int, *, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def resnet50_network(*, batch: int = 1, image: int = 224) -> Network:
+    """torchvision ResNet-50 (v1.5) on ``batch`` square RGB images of side ``image``.
+
+    53 convolutions (stem 7x7/2, then bottlenecks ``[3, 4, 6, 3]`` of widths 64, 128,
+    256, 512 with expansion 4, stride 2 on the 3x3 conv of the first block of layers
+    2-4, a strided 1x1 ``downsample.0`` conv on the first block of every layer) and the
+    fully connected layer (``tokens = batch``, 2048 -> 1000). Max-pooling (3x3/2, pad 1)
+    and global average pooling change shapes but are not GEMMs. Groups: ``"stem"``,
+    ``"layer1"`` .. ``"layer4"``, ``"head"``.
+
+    At ``batch = 1, image = 224`` this is 4,089,184,256 MACs (the commonly quoted
+    "4.1 GMACs" of ResNet-50).
+
+    Raises:
+        ValueError: ``batch`` or ``image`` is not a positive integer. (Any positive
+            ``image`` gives valid shapes: with padding every feature map keeps at least
+            one pixel.)
+    """
+    b = _check_size("resnet50_network", "batch", batch)
+    size = _check_size("resnet50_network", "image", image)
+    layers: list[GemmLayer] = []
+
+    def conv(name: str, group: str, c_in: int, c_out: int, kernel: int, stride: int, h_in: int) -> int:
+        h_out = _conv_out(h_in, kernel=kernel, stride=stride, padding=kernel // 2)
+        layers.append(GemmLayer(name=name, tokens=b * h_out * h_out, k=c_in * kernel * kernel,
+                                n_out=c_out, kind="conv", group=group))
+        return h_out
+
+    h = conv("conv1", "stem", 3, 64, 7, 2, size)
+    h = _conv_out(h, kernel=3, stride=2, padding=1)  # maxpool
+    in_ch = 64
+    for li, (blocks, width, first_stride) in enumerate(((3, 64, 1), (4, 128, 2), (6, 256, 2), (3, 512, 2)), 1):
+        group = f"layer{li}"
+        out_ch = width * 4
+        for bi in range(blocks):
+            stride = first_stride if bi == 0 else 1
+            p = f"{group}.{bi}"
+            h1 = conv(f"{p}.conv1", group, in_ch, width, 1, 1, h)
+            h2 = conv(f"{p}.conv2", group, width, width, 3, stride, h1)
+            h3 = conv(f"{p}.conv3", group, width, out_ch, 1, 1, h2)
+            if bi == 0:  # channel (and, from layer2 on, resolution) change on the shortcut
+                conv(f"{p}.downsample.0", group, in_ch, out_ch, 1, stride, h)
+            h, in_ch = h3, out_ch
+    layers.append(GemmLayer(name="fc", tokens=b, k=in_ch, n_out=1000, kind="linear", group="head"))
+    return Network(name="resnet50", layers=tuple(layers))
+
+
+#: Known network names mapped to their builders.
+NETWORKS: dict[str, Callable[..., Network]] = {
+    "minilm": minilm_network,
+    "resnet50": resnet50_network,
+}
+
+
+def get_network(name: str, **kw: Any) -> Network:
+    """Build the network called ``name`` (``"minilm"`` or ``"resnet50"``), passing
+    ``kw`` to its builder (``tokens=`` for MiniLM, ``batch=``/``image=`` for ResNet-50).
+
+    Raises:
+        ValueError: unknown ``name`` (the message lists the known names), or a bad size.
+        TypeError: a keyword the builder does not take.
+    """
+    try:
+        builder = NETWORKS[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"network {name!r} is not known: choose one of {', '.join(sorted(NETWORKS))}") from None
+    return builder(**kw)
