@@ -25,8 +25,19 @@ import numpy as np
 
 from sparseforge.spec import HardwareSpec
 
-__all__ = ["GroupedWeights", "grouped_dense", "grouped_sparse", "Tiling", "tiling", "pack_words",
-           "MemoryImage", "memory_image"]
+__all__ = ["word_widths", "GroupedWeights", "grouped_dense", "grouped_sparse", "Tiling", "tiling", "pack_words",
+           "TileArrays", "tile_arrays", "MemoryImage", "memory_image"]
+
+
+def word_widths(spec: HardwareSpec) -> dict[str, int]:
+    """Bits of one word of each engine memory: an activation word holds ``rows`` groups of
+    ``m`` activations; a weight word holds one array row of ``cols * n`` weights followed
+    by their in-group indices (none on a dense array); an output word ``cols``
+    accumulators."""
+    w = spec.cols * spec.n * spec.weight_width
+    if not spec.dense:
+        w += spec.cols * spec.n * spec.idx_width
+    return {"act": spec.rows * spec.m * spec.act_width, "wgt": w, "out": spec.cols * spec.acc_width}
 
 
 @dataclass(frozen=True)
@@ -122,17 +133,17 @@ def pack_words(fields: np.ndarray, width: int) -> list[int]:
 
 
 @dataclass(frozen=True)
-class MemoryImage:
-    """The engine's memory contents and configuration for one GEMM."""
+class TileArrays:
+    """A GEMM as the engine holds it, unpacked: ``lanes[KT, T, rows, m]`` activations,
+    ``values``/``indices`` ``[NT, KT, rows, cols, n]`` weights."""
 
     tiling: Tiling
-    act: list[int]
-    wgt: list[int]
-    expected: np.ndarray  # [ntiles*cols per token layout]: out word (nt, t) -> expected[nt, t, :cols]
+    lanes: np.ndarray
+    values: np.ndarray
+    indices: np.ndarray
 
 
-def memory_image(spec: HardwareSpec, X: np.ndarray, gw: GroupedWeights) -> MemoryImage:
-    """Memory words for ``X[T, K] @ gw^T`` and the expected output words (int64)."""
+def tile_arrays(spec: HardwareSpec, X: np.ndarray, gw: GroupedWeights) -> TileArrays:
     X = np.asarray(X, dtype=np.int64)
     T, k = X.shape
     if k != gw.k:
@@ -141,21 +152,39 @@ def memory_image(spec: HardwareSpec, X: np.ndarray, gw: GroupedWeights) -> Memor
     til = tiling(spec, tokens=T, k=k, n_out=gw.n_out, group=g)
     KT, NT = til.ktiles, til.ntiles
     G = KT * R
-    # activations: word (kt, t) holds groups kt*R .. kt*R+R-1, g lanes used of m
     Xp = np.zeros((T, G * g), dtype=np.int64)
     Xp[:, :k] = X
     lanes = np.zeros((KT, T, R, spec.m), dtype=np.int64)
     lanes[..., :g] = Xp.reshape(T, KT, R, g).transpose(1, 0, 2, 3)
-    act = pack_words(lanes.reshape(KT * T, R * spec.m), spec.act_width)
-    # weights: word (nt, kt, r) holds PEs (r, 0..C-1)
     vals = np.zeros((NT * C, G, spec.n), dtype=np.int64)
     idx = np.zeros((NT * C, G, spec.n), dtype=np.int64)
     idx[:] = np.arange(spec.n)
     vals[: gw.n_out, : gw.groups] = gw.values
     idx[: gw.n_out, : gw.groups] = gw.indices
     # [NT, C, KT, R, n] -> [NT, KT, R, C, n]
-    v = vals.reshape(NT, C, KT, R, spec.n).transpose(0, 2, 3, 1, 4).reshape(NT * KT * R, C * spec.n)
-    i = idx.reshape(NT, C, KT, R, spec.n).transpose(0, 2, 3, 1, 4).reshape(NT * KT * R, C * spec.n)
+    v = vals.reshape(NT, C, KT, R, spec.n).transpose(0, 2, 3, 1, 4)
+    i = idx.reshape(NT, C, KT, R, spec.n).transpose(0, 2, 3, 1, 4)
+    return TileArrays(tiling=til, lanes=lanes, values=v, indices=i)
+
+
+@dataclass(frozen=True)
+class MemoryImage:
+    """The engine's memory contents and configuration for one GEMM."""
+
+    tiling: Tiling
+    act: list[int]
+    wgt: list[int]
+    expected: np.ndarray  # out word (nt, t) -> expected[nt, t, :cols]
+
+
+def memory_image(spec: HardwareSpec, X: np.ndarray, gw: GroupedWeights) -> MemoryImage:
+    """Memory words for ``X[T, K] @ gw^T`` and the expected output words (int64)."""
+    ta = tile_arrays(spec, X, gw)
+    til = ta.tiling
+    KT, NT, T, R, C = til.ktiles, til.ntiles, til.tokens, spec.rows, spec.cols
+    act = pack_words(ta.lanes.reshape(KT * T, R * spec.m), spec.act_width)
+    v = ta.values.reshape(NT * KT * R, C * spec.n)
+    i = ta.indices.reshape(NT * KT * R, C * spec.n)
     wv = pack_words(v, spec.weight_width)
     if spec.dense:
         wgt = wv
@@ -163,7 +192,7 @@ def memory_image(spec: HardwareSpec, X: np.ndarray, gw: GroupedWeights) -> Memor
         wi = pack_words(i, spec.idx_width)
         shift = C * spec.n * spec.weight_width
         wgt = [a | (b << shift) for a, b in zip(wv, wi)]
-    Y = X @ gw.to_dense().astype(np.int64).T
+    Y = np.asarray(X, dtype=np.int64) @ gw.to_dense().astype(np.int64).T
     Yp = np.zeros((T, NT * C), dtype=np.int64)
     Yp[:, : gw.n_out] = Y
     expected = Yp.reshape(T, NT, C).transpose(1, 0, 2)

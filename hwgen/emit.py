@@ -21,7 +21,9 @@ from amaranth.lib import wiring
 from sparseforge.spec import HardwareSpec
 
 from .array import SparseArray
-from .engine import GemmEngine, engine_word_widths
+from dataflow.layout import word_widths
+
+from .engine import GemmEngine
 from .pe import SparsePE
 
 __all__ = ["DESIGNS", "build_component", "emit_design", "design_dir", "EmitError"]
@@ -36,7 +38,7 @@ class EmitError(ValueError):
 
 def engine_depths(spec: HardwareSpec) -> dict[str, int]:
     """Memory depths of the engine from the spec's buffer sizes (words of each memory)."""
-    w = engine_word_widths(spec)
+    w = word_widths(spec)
     return {
         "act_depth": max(1, spec.input_buffer_kib * 8192 // w["act"]),
         "wgt_depth": max(spec.rows, spec.weight_buffer_kib * 8192 // w["wgt"]),
@@ -110,7 +112,7 @@ def emit_design(spec: HardwareSpec, *, design: str = "engine", out_root: Path | 
     }
     if design == "engine":
         manifest["depths"] = depths or engine_depths(spec)
-        manifest["word_widths"] = engine_word_widths(spec)
+        manifest["word_widths"] = word_widths(spec)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
     os.chmod(tmp, 0o755)

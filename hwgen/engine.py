@@ -41,21 +41,11 @@ from amaranth.lib.wiring import In, Out
 
 from sparseforge.spec import HardwareSpec
 
+from dataflow.layout import word_widths
+
 from .array import SparseArray
 
-__all__ = ["GemmEngine", "engine_word_widths"]
-
-
-def engine_word_widths(spec: HardwareSpec) -> dict[str, int]:
-    """Bit widths of one word of each memory (the layout code packs to these)."""
-    w = spec.cols * spec.n * spec.weight_width
-    if not spec.dense:
-        w += spec.cols * spec.n * spec.idx_width
-    return {
-        "act": spec.rows * spec.m * spec.act_width,
-        "wgt": w,
-        "out": spec.cols * spec.acc_width,
-    }
+__all__ = ["GemmEngine"]
 
 
 class GemmEngine(wiring.Component):
@@ -79,7 +69,7 @@ class GemmEngine(wiring.Component):
             raise ValueError(f"wgt_depth = {wgt_depth} must hold at least one tile ({spec.rows} words)")
         self._spec = spec
         self._depths = {"act": act_depth, "wgt": wgt_depth, "out": out_depth}
-        widths = engine_word_widths(spec)
+        widths = word_widths(spec)
         self._widths = widths
         max_tiles = wgt_depth // spec.rows
         super().__init__({

@@ -1,0 +1,187 @@
+"""Map a network's GEMMs onto the accelerator: modes, tiles, blocks, loop order, runs.
+
+For each layer the mapper decides
+
+- the **mode**: sparse (the layer's weights are N:M with the array's ``m`` and at most its
+  ``n``) or dense (``n`` consecutive reduction indices per PE);
+- the **tiling** over K (``ktiles`` of ``rows`` groups) and outputs (``ntiles`` of ``cols``);
+- the **blocks** that fit on chip: ``n_block`` n-tiles of weights (all their k-tiles) in one
+  weight-buffer half, ``token_block`` tokens of activations (all k-tiles) in one
+  input-buffer half and their ``n_block * cols`` accumulators in one output-buffer half
+  (halves when the spec double-buffers, whole buffers otherwise);
+- the **loop order** over blocks: tokens outer (activations fetched once, weights re-fetched
+  per token block unless one weight block holds them all) or weights outer (the reverse),
+  whichever moves fewer DRAM bytes.
+
+Each (token block, weight block) pair is one *run* of the engine (``hwgen.engine``): it
+streams ``tokens`` vectors for each of ``ktiles * ntiles`` tiles. The simulator times runs
+exactly as the engine executes them and overlaps their DRAM transfers (``sim.simulate``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.network import GemmLayer, Network
+from sparseforge.spec import HardwareSpec
+
+from .layout import tiling, word_widths
+
+__all__ = ["MappingError", "LayerMapping", "map_layer", "map_network", "word_bytes", "check_sparsity"]
+
+
+class MappingError(ValueError):
+    """A layer cannot be mapped onto the hardware (one clear line, names the layer)."""
+
+
+def word_bytes(spec: HardwareSpec) -> dict[str, int]:
+    """Bytes of one word of each on-chip memory (rounded up), and of one accumulator."""
+    bits = word_widths(spec)
+    return {
+        "act": math.ceil(bits["act"] / 8),
+        "wgt": math.ceil(bits["wgt"] / 8),
+        "out": math.ceil(bits["out"] / 8),
+        "acc": math.ceil(spec.acc_width / 8),
+    }
+
+
+def check_sparsity(spec: HardwareSpec, sparsity: tuple[int, int] | None) -> tuple[int, int] | None:
+    """Validate a requested N:M pattern against the array; ``None`` means dense."""
+    if sparsity is None:
+        return None
+    n, m = sparsity
+    if not (isinstance(n, int) and isinstance(m, int) and 1 <= n <= m):
+        raise MappingError(f"sparsity {n}:{m} is not allowed: need integers 1 <= n <= m")
+    if n == m:
+        return None
+    if spec.dense:
+        raise MappingError(f"sparsity {n}:{m} needs a sparse array, but the spec is dense "
+                           f"({spec.n}:{spec.m}): set n < m")
+    if m != spec.m or n > spec.n:
+        raise MappingError(f"sparsity {n}:{m} does not fit the array's {spec.n}:{spec.m} PEs: "
+                           f"need m = {spec.m} and n <= {spec.n} (or --set n={n} --set m={m})")
+    return (n, m)
+
+
+@dataclass(frozen=True)
+class LayerMapping:
+    """How one layer runs. Per-run quantities are arrays with one entry per engine run, in
+    execution order (repeated ``layer.count`` times for independent identical GEMMs)."""
+
+    layer: GemmLayer
+    mode: str                 # "sparse" | "dense"
+    sparsity: tuple[int, int] | None
+    group: int                # reduction indices per PE
+    ktiles: int
+    ntiles: int
+    token_block: int
+    n_block: int
+    loop_order: str           # "tokens-outer" | "weights-outer"
+    run_tokens: np.ndarray    # tokens streamed per tile in each run
+    run_ntiles: np.ndarray    # n-tiles in each run (each with all ktiles)
+    run_out_cols: np.ndarray  # real output columns written back by each run
+    fetch_act_bytes: np.ndarray
+    fetch_wgt_bytes: np.ndarray
+    writeback_bytes: np.ndarray
+
+    @property
+    def runs(self) -> int:
+        return len(self.run_tokens)
+
+    @property
+    def useful_macs(self) -> int:
+        """Multiply-accumulates with a kept weight (the work a dense GEMM would do, times
+        n/m for an N:M layer)."""
+        macs = self.layer.macs
+        if self.sparsity:
+            n, m = self.sparsity
+            return macs * n // m
+        return macs
+
+
+def map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None) -> LayerMapping:
+    sparsity = check_sparsity(spec, sparsity) if layer.prunable else None
+    if layer.k > spec.max_k:
+        raise MappingError(f"layer {layer.name}: K = {layer.k} exceeds max_k = {spec.max_k} "
+                           "(the accumulator is sized for max_k products): raise max_k")
+    mode = "sparse" if sparsity else "dense"
+    group = spec.m if sparsity else spec.n
+    til = tiling(spec, tokens=layer.tokens, k=layer.k, n_out=layer.n_out, group=group)
+    KT, NT, T = til.ktiles, til.ntiles, layer.tokens
+    wb = word_bytes(spec)
+    half = 2 if spec.double_buffer else 1
+    wgt_cap = spec.weight_buffer_kib * 1024 // half
+    act_cap = spec.input_buffer_kib * 1024 // half
+    out_cap = spec.output_buffer_kib * 1024 // half
+
+    tile_wgt = spec.rows * wb["wgt"]                 # one tile's weight words
+    n_block = min(NT, wgt_cap // (KT * tile_wgt))
+    if n_block < 1:
+        raise MappingError(f"layer {layer.name}: one column of weight tiles needs {KT * tile_wgt} bytes but "
+                           f"weight_buffer_kib = {spec.weight_buffer_kib} gives {wgt_cap} per buffer: "
+                           "raise weight_buffer_kib")
+    act_per_token = KT * wb["act"]
+    if act_per_token > act_cap:
+        raise MappingError(f"layer {layer.name}: one token's activations need {act_per_token} bytes but "
+                           f"input_buffer_kib = {spec.input_buffer_kib} gives {act_cap} per buffer: "
+                           "raise input_buffer_kib")
+    # shrink the weight block until at least one token's accumulators fit
+    while n_block > 1 and out_cap // (n_block * wb["out"]) < 1:
+        n_block -= 1
+    if out_cap // (n_block * wb["out"]) < 1:
+        raise MappingError(f"layer {layer.name}: one token's accumulators need {wb['out']} bytes but "
+                           f"output_buffer_kib = {spec.output_buffer_kib} gives {out_cap} per buffer")
+    token_block = min(T, act_cap // act_per_token, out_cap // (n_block * wb["out"]))
+
+    TT = math.ceil(T / token_block)
+    NB = math.ceil(NT / n_block)
+    act_bytes_total = T * layer.k * math.ceil(spec.act_width / 8)        # compact [T, K] in DRAM
+    wgt_bytes_total = NT * KT * tile_wgt
+    # DRAM bytes of the two loop orders
+    tokens_outer = act_bytes_total + wgt_bytes_total * (1 if NB == 1 else TT)
+    weights_outer = wgt_bytes_total + act_bytes_total * (1 if TT == 1 else NB)
+    order = "tokens-outer" if tokens_outer <= weights_outer else "weights-outer"
+
+    tok_sizes = np.full(TT, token_block, dtype=np.int64)
+    tok_sizes[-1] = T - token_block * (TT - 1)
+    nb_sizes = np.full(NB, n_block, dtype=np.int64)
+    nb_sizes[-1] = NT - n_block * (NB - 1)
+    col_sizes = np.minimum(nb_sizes * spec.cols, layer.n_out - np.arange(NB) * n_block * spec.cols)
+
+    if order == "tokens-outer":
+        ti, bi = np.meshgrid(np.arange(TT), np.arange(NB), indexing="ij")
+    else:
+        bi, ti = np.meshgrid(np.arange(NB), np.arange(TT), indexing="ij")
+    ti, bi = ti.ravel(), bi.ravel()
+    run_tokens = tok_sizes[ti]
+    run_ntiles = nb_sizes[bi]
+    run_cols = col_sizes[bi]
+    # a block is fetched when it differs from the one the previous run used
+    new_t = np.ones(len(ti), dtype=bool)
+    new_b = np.ones(len(bi), dtype=bool)
+    new_t[1:] = ti[1:] != ti[:-1]
+    new_b[1:] = bi[1:] != bi[:-1]
+    fetch_act = np.where(new_t, run_tokens * layer.k * math.ceil(spec.act_width / 8), 0)
+    fetch_wgt = np.where(new_b, run_ntiles * KT * tile_wgt, 0)
+    writeback = run_tokens * run_cols * wb["acc"]
+
+    reps = layer.count
+
+    def rep(a: np.ndarray) -> np.ndarray:
+        return np.tile(a, reps)
+
+    return LayerMapping(
+        layer=layer, mode=mode, sparsity=sparsity, group=group, ktiles=KT, ntiles=NT,
+        token_block=int(token_block), n_block=int(n_block), loop_order=order,
+        run_tokens=rep(run_tokens), run_ntiles=rep(run_ntiles), run_out_cols=rep(run_cols),
+        fetch_act_bytes=rep(fetch_act), fetch_wgt_bytes=rep(fetch_wgt), writeback_bytes=rep(writeback),
+    )
+
+
+def map_network(spec: HardwareSpec, network: Network, sparsity: tuple[int, int] | None) -> list[LayerMapping]:
+    """Map every layer; prunable layers get ``sparsity`` (``None``: all dense)."""
+    sparsity = check_sparsity(spec, sparsity)
+    return [map_layer(spec, layer, sparsity) for layer in network.layers]
