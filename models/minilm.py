@@ -36,6 +36,7 @@ HIDDEN = 384
 HEADS = 12
 HEAD_DIM = HIDDEN // HEADS
 FFN = 1536
+VOCAB = 30522
 MAX_POSITIONS = 512
 LAYER_NORM_EPS = 1e-12
 
@@ -78,15 +79,57 @@ def model_dir() -> Path:
     return path
 
 
-def load_weights() -> dict[str, np.ndarray]:
+def expected_shapes() -> dict[str, tuple[int, ...]]:
+    """Every tensor the encoder reads, with its shape (all-MiniLM-L6-v2 architecture)."""
+    shapes: dict[str, tuple[int, ...]] = {
+        "embeddings.word_embeddings.weight": (VOCAB, HIDDEN),
+        "embeddings.position_embeddings.weight": (MAX_POSITIONS, HIDDEN),
+        "embeddings.token_type_embeddings.weight": (2, HIDDEN),
+        "embeddings.LayerNorm.weight": (HIDDEN,),
+        "embeddings.LayerNorm.bias": (HIDDEN,),
+    }
+    io = {"ffn.up": (FFN, HIDDEN), "ffn.down": (HIDDEN, FFN)}
+    for i in range(NUM_LAYERS):
+        for short, hf in _HF_LINEAR.items():
+            out, k = io.get(short, (HIDDEN, HIDDEN))
+            shapes[f"encoder.layer.{i}.{hf}.weight"] = (out, k)
+            shapes[f"encoder.layer.{i}.{hf}.bias"] = (out,)
+        for ln in ("attention.output.LayerNorm", "output.LayerNorm"):
+            shapes[f"encoder.layer.{i}.{ln}.weight"] = (HIDDEN,)
+            shapes[f"encoder.layer.{i}.{ln}.bias"] = (HIDDEN,)
+    return shapes
+
+
+def load_weights(path: Path | str | None = None) -> dict[str, np.ndarray]:
     """All floating-point tensors of ``model.safetensors`` as float32 arrays, keyed by
     their Hugging Face names (``"embeddings.word_embeddings.weight"``,
     ``"encoder.layer.0.attention.self.query.weight"``, ...). The integer
-    ``embeddings.position_ids`` buffer is left out."""
+    ``embeddings.position_ids`` buffer is left out.
+
+    ``path``: another safetensors file with the same architecture (e.g. a fine-tuned
+    all-MiniLM-L6-v2). It must hold every tensor of :func:`expected_shapes` with exactly that
+    shape; otherwise ``ValueError`` names the first tensor that is missing or misshapen.
+    """
     from safetensors.numpy import load_file
 
-    raw = load_file(str(model_dir() / "model.safetensors"))
-    return {k: v.astype(np.float32, copy=False) for k, v in raw.items() if np.issubdtype(v.dtype, np.floating)}
+    if path is None:
+        file = model_dir() / "model.safetensors"
+    else:
+        file = Path(path)
+        if not file.is_file():
+            raise FileNotFoundError(f"weights file {str(file)!r} does not exist")
+    try:
+        raw = load_file(str(file))
+    except Exception as exc:  # safetensors raises its own error types for bad files
+        raise ValueError(f"weights file {str(file)!r} is not a readable safetensors file: {exc}") from None
+    weights = {k: v.astype(np.float32, copy=False) for k, v in raw.items() if np.issubdtype(v.dtype, np.floating)}
+    for key, shape in expected_shapes().items():
+        if key not in weights:
+            raise ValueError(f"weights file {str(file)!r} lacks tensor {key!r} (shape {shape})")
+        if weights[key].shape != shape:
+            raise ValueError(f"weights file {str(file)!r}: tensor {key!r} has shape {weights[key].shape}, "
+                             f"expected {shape}")
+    return weights
 
 
 def _get(weights: dict[str, np.ndarray], key: str) -> np.ndarray:

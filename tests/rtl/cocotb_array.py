@@ -25,7 +25,7 @@ OUTPUTS = ("y_valid", "y_data")
 
 def _read(sig):
     v = sig.value
-    return v.to_unsigned() if v.is_resolvable else None
+    return int(v) if v.is_resolvable else None  # Logic (1 bit) or LogicArray, unsigned
 
 
 @cocotb.test()

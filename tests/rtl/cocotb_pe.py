@@ -31,7 +31,7 @@ OUTPUTS = ("x_out", "first_out", "psum_out")
 
 def _read(sig):
     v = sig.value
-    return v.to_unsigned() if v.is_resolvable else None
+    return int(v) if v.is_resolvable else None  # Logic (1 bit) or LogicArray, unsigned
 
 
 @cocotb.test()
