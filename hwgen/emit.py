@@ -91,7 +91,7 @@ def emit_design(spec: HardwareSpec, *, design: str = "engine", out_root: Path | 
                 name: str | None = None, **depths: int) -> Path:
     """Generate ``design`` for ``spec`` and write ``<out_root>/<name>/{<top>.v, manifest.json}``.
     Returns the design folder."""
-    name = name or f"{spec.name}-{design}"
+    name = f"{spec.name}-{design}" if name is None else name
     target = design_dir(Path(out_root), name)
     component = build_component(spec, design, **depths)
     top = f"sf_{design}"

@@ -394,11 +394,13 @@ def _overused_from_log(text: str) -> dict[str, tuple[int, int]]:
     return over
 
 
-def _ecp5_synth(sources: list[str], top: str, workdir: Path, timeout_s: float | None) -> Path:
+def _ecp5_synth(sources: list[str], top: str, workdir: Path, timeout_s: float | None,
+                nodsp: bool = False) -> Path:
     net_path = workdir / "ecp5_net.json"
     log_path = workdir / "yosys_ecp5.log"
     net_path.unlink(missing_ok=True)
-    rc = _run_tool(_YOSYS, ["-p", f"synth_ecp5 -top {top} -json {net_path.name}", *sources],
+    flags = " -nodsp" if nodsp else ""
+    rc = _run_tool(_YOSYS, ["-p", f"synth_ecp5{flags} -top {top} -json {net_path.name}", *sources],
                    cwd=workdir, log_path=log_path, timeout_s=timeout_s)
     if rc != 0 or not net_path.is_file():
         raise _fail(_YOSYS, rc, log_path)
@@ -429,9 +431,12 @@ def _ecp5_pnr(net_path: Path, workdir: Path, *, device: str, package: str, speed
 
 def run_nextpnr_ecp5(verilog_files: Sequence[Path | str], top: str, workdir: Path | str, *,
                      device: str = "85k", freq_mhz: float = 100.0, package: str = "CABGA381",
-                     speed: int = 6, seed: int = 1,
+                     speed: int = 6, seed: int = 1, nodsp: bool = False,
                      timeout_s: float | None = DEFAULT_TIMEOUT_S) -> Ecp5Timing:
     """Synthesise for ECP5 and place and route out of context; return Fmax and utilisation.
+
+    ``nodsp``: map multipliers to LUTs (``synth_ecp5 -nodsp``), so arrays with more
+    multipliers than the device has MULT18X18D blocks still place and route.
 
     Yosys ``synth_ecp5 -top <top> -json ecp5_net.json`` then ``nextpnr-ecp5 --<device>
     --package <package> --speed <speed> --freq <freq_mhz> --seed <seed> --out-of-context
@@ -455,7 +460,7 @@ def run_nextpnr_ecp5(verilog_files: Sequence[Path | str], top: str, workdir: Pat
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     sources = _input_paths(verilog_files, workdir)
-    net_path = _ecp5_synth(sources, top, workdir, timeout_s)
+    net_path = _ecp5_synth(sources, top, workdir, timeout_s, nodsp)
     candidates = ECP5_AUTO_ORDER if device == "auto" else (device,)
     for i, dev in enumerate(candidates):
         try:
@@ -509,7 +514,7 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def synth_design(design_dir: Path | str, *, top: str | None = None, ecp5_device: str = "85k",
-                 run_ecp5: bool = True, freq_mhz: float = 100.0,
+                 run_ecp5: bool = True, freq_mhz: float = 100.0, ecp5_nodsp: bool = False,
                  timeout_s: float | None = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
     """Synthesise the design in ``design_dir`` (as written by ``hwgen.emit``) and record the
     results in ``design_dir/synth.json`` (written atomically).
@@ -555,14 +560,26 @@ def synth_design(design_dir: Path | str, *, top: str | None = None, ecp5_device:
     }
     if run_ecp5:
         t0 = time.monotonic()
-        timing = run_nextpnr_ecp5(files, top, synth_root / "ecp5", device=ecp5_device,
-                                  freq_mhz=freq_mhz, timeout_s=timeout_s)
-        result["ecp5"] = {
-            **timing.to_dict(),
-            "freq_target_mhz": freq_mhz,
-            "report": str(timing.report_path.relative_to(design_dir)),
-            "seconds": round(time.monotonic() - t0, 2),
-        }
+        try:
+            timing = run_nextpnr_ecp5(files, top, synth_root / "ecp5", device=ecp5_device,
+                                      freq_mhz=freq_mhz, nodsp=ecp5_nodsp, timeout_s=timeout_s)
+        except DesignDoesNotFit as exc:
+            # the Xilinx estimate stands on its own: record why ECP5 has no figure
+            result["ecp5"] = {
+                "device": exc.device, "fits": False, "nodsp": ecp5_nodsp,
+                "overused": {k: list(v) for k, v in exc.overused.items()},
+                "error": str(exc).splitlines()[0],
+                "seconds": round(time.monotonic() - t0, 2),
+            }
+        else:
+            result["ecp5"] = {
+                **timing.to_dict(),
+                "fits": True,
+                "nodsp": ecp5_nodsp,
+                "freq_target_mhz": freq_mhz,
+                "report": str(timing.report_path.relative_to(design_dir)),
+                "seconds": round(time.monotonic() - t0, 2),
+            }
     _write_json_atomic(design_dir / "synth.json", result)
     return result
 

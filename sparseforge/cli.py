@@ -168,11 +168,15 @@ def _functional_minilm(spec: HardwareSpec, sparsity: tuple[int, int] | None, tok
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from hwgen.emit import DESIGNS, EmitError, emit_design
+    from hwgen.emit import DESIGNS, EmitError, design_dir, emit_design
 
     spec = _spec(args)
     if args.design not in DESIGNS:
         raise UserError(f"--design {args.design!r} is not allowed: choose one of {', '.join(DESIGNS)}")
+    try:
+        design_dir(Path(args.out), f"{spec.name}-{args.design}" if args.name is None else args.name)
+    except EmitError as exc:
+        raise UserError(str(exc)) from None
     _progress(f"generating {args.design} for {spec.name} [{spec.digest}] (Amaranth -> Verilog)")
     try:
         path = emit_design(spec, design=args.design, out_root=Path(args.out), name=args.name)
@@ -202,7 +206,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
               + ("" if args.no_ecp5 else f", nextpnr-ecp5 {args.ecp5_device} for Fmax") + "); the first run "
               "compiles the tools (~2 min)")
     try:
-        res = synth_design(target, run_ecp5=not args.no_ecp5, ecp5_device=args.ecp5_device, freq_mhz=args.freq)
+        res = synth_design(target, run_ecp5=not args.no_ecp5, ecp5_device=args.ecp5_device, freq_mhz=args.freq,
+                           ecp5_nodsp=args.ecp5_nodsp)
     except SynthError as exc:
         raise UserError(str(exc).splitlines()[0]) from None
     if args.json:
@@ -212,11 +217,16 @@ def cmd_synth(args: argparse.Namespace) -> int:
     print(f"{target.name}: UltraScale+ (Yosys synth_xilinx estimate): {x['lut']} LUT, {x['ff']} FF, "
           f"{x['dsp']} DSP48E2, {x['bram36']:g} BRAM36, {x['lutram']} LUTRAM")
     e = res.get("ecp5")
-    if e:
+    if e and not e["fits"]:
+        print(f"{target.name}: ECP5: {e['error']}")
+        if not e["nodsp"]:
+            print("  (retry with --ecp5-nodsp to build the multipliers from LUTs)")
+    elif e:
         fmax = ", ".join(f"{k} {v:.1f} MHz" for k, v in e["fmax_mhz"].items()) or "no register-to-register path"
         util = ", ".join(f"{k} {u[0]}/{u[1]}" for k, u in e["utilization"].items()
                          if k in ("TRELLIS_COMB", "TRELLIS_FF", "MULT18X18D", "DP16KD") and u[0])
-        print(f"{target.name}: ECP5 {e['device']} (nextpnr place and route): Fmax {fmax}; {util}")
+        how = ", multipliers in LUTs" if e["nodsp"] else ""
+        print(f"{target.name}: ECP5 {e['device']} (nextpnr place and route{how}): Fmax {fmax}; {util}")
     print(f"reports in {target / 'synth'}, summary {target / 'synth.json'}")
     return 0
 
@@ -277,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="rtl_out", help="folder holding generated designs (default: %(default)s)")
     p.add_argument("--no-ecp5", action="store_true", help="skip nextpnr place and route")
     p.add_argument("--ecp5-device", default="auto", help="ECP5 device: 25k, 45k, 85k or auto (default: %(default)s)")
+    p.add_argument("--ecp5-nodsp", action="store_true",
+                   help="build ECP5 multipliers from LUTs (for arrays with more multipliers than DSP blocks)")
     p.add_argument("--freq", type=float, default=100.0, help="nextpnr target clock in MHz (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON for machines instead of text")
     p.set_defaults(func=cmd_synth)

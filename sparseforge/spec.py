@@ -93,6 +93,9 @@ class HardwareSpec:
             raise SpecError(f"m = {self.m} is not allowed: group size must be at most 64")
         if self.dataflow not in DATAFLOWS:
             raise SpecError(f"dataflow = {self.dataflow!r} is not allowed: choose one of {', '.join(DATAFLOWS)}")
+        for f in fields(self):
+            if f.type in ("float", float) and not math.isfinite(getattr(self, f.name)):
+                raise SpecError(f"{f.name} = {getattr(self, f.name)} is not allowed: must be a finite number")
         for name in ("clock_mhz", "dram_bandwidth_gbps"):
             if not getattr(self, name) > 0:
                 raise SpecError(f"{name} = {getattr(self, name)} is not allowed: must be > 0")
@@ -123,7 +126,7 @@ class HardwareSpec:
         (the extreme is (-2^(a-1)) * (-2^(w-1)) = 2^(a+w-2)); a sum of ``K`` of them needs
         ``ceil(log2 K)`` more.
         """
-        return self.act_width + self.weight_width + max(0, math.ceil(math.log2(self.max_k)))
+        return self.act_width + self.weight_width + (self.max_k - 1).bit_length()  # ceil(log2 max_k)
 
     @property
     def multipliers(self) -> int:

@@ -10,7 +10,7 @@ they are defined:
   outputs for one tile, and back-to-back tiles whose weights load while the previous tile
   streams.
 
-Benches ``tests/rtl/cocotb_pe.py`` and ``tests/rtl/cocotb_array.py`` play a schedule built
+The bench ``tests/rtl/cocotb_trace.py`` plays a schedule built
 here and record every output in every cycle; all checks are made here on that trace.
 Cycle convention (see the benches): ``cycles[j]`` is applied during cycle j (rising edge j
 samples it); ``trace[j]`` is what the outputs hold during cycle j. A value applied in cycle
@@ -33,6 +33,11 @@ from models.golden import gemm_dense_int, gemm_nm_int
 from models.prune import NMCompressed
 from sparseforge.spec import HardwareSpec
 from tests.rtl.harness import run_bench
+
+PE_PORTS = {"inputs": ["x_in", "first_in", "psum_in", "w_we", "w_data", "w_idx"],
+            "outputs": ["x_out", "first_out", "psum_out"]}
+ARRAY_PORTS = {"inputs": ["x_valid", "x_first", "x_data", "w_we", "w_row", "w_data", "w_idx"],
+               "outputs": ["y_valid", "y_data"]}
 
 pytestmark = [pytest.mark.rtl, pytest.mark.minilm]
 
@@ -219,7 +224,7 @@ def pe_run(request, tmp_path_factory) -> PeRun:
     n, m, layer = request.param
     spec = HardwareSpec(rows=1, cols=1, n=n, m=m, max_k=4096)
     cycles, vectors, writes = _pe_schedule(spec, layer)
-    result = run_bench(spec, design="pe", bench="cocotb_pe", case={"cycles": cycles},
+    result = run_bench(spec, design="pe", bench="cocotb_trace", case={"cycles": cycles, **PE_PORTS},
                        workdir=tmp_path_factory.mktemp(f"pe_{n}of{m}"))
     return PeRun(spec=spec, cycles=cycles, trace=result["trace"], vectors=vectors, writes=writes)
 
@@ -437,7 +442,7 @@ def array_run(request, tmp_path_factory) -> ArrayRun:
     rows, cols, n, m, layer = request.param
     spec = HardwareSpec(rows=rows, cols=cols, n=n, m=m, max_k=4096)
     cycles, tiles, bubbles, decoy_y, loads = _array_schedule(spec, layer)
-    result = run_bench(spec, design="array", bench="cocotb_array", case={"cycles": cycles},
+    result = run_bench(spec, design="array", bench="cocotb_trace", case={"cycles": cycles, **ARRAY_PORTS},
                        workdir=tmp_path_factory.mktemp(f"array_{rows}x{cols}_{n}of{m}"))
     return ArrayRun(spec=spec, cycles=cycles, trace=result["trace"], tiles=tiles, bubbles=bubbles,
                     decoy_y=decoy_y, loads=loads)
