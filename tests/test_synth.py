@@ -234,6 +234,37 @@ def test_ecp5_auto_device_and_does_not_fit(tmp_path):
 
 
 @pytest.mark.synth
+def test_synth_design_records_a_design_that_does_not_fit(tmp_path):
+    """synth_design keeps the Xilinx estimate when ECP5 cannot hold the design: synth.json
+    says which device and bel ran out; with ecp5_nodsp the multipliers move to LUTs and the
+    same design places and routes on the 25k with no MULT18X18D."""
+    _need_yowasp()
+    n = 30
+    design = tmp_path / "mults_design"
+    design.mkdir()
+    (design / "mults.v").write_text(
+        f"module mults(input clk, input [{8 * n - 1}:0] a, b, output reg [{16 * n - 1}:0] q);\n"
+        f"  reg [{8 * n - 1}:0] ar, br;\n"
+        f"  genvar i;\n"
+        f"  generate for (i = 0; i < {n}; i = i + 1) begin : g\n"
+        f"    always @(posedge clk) begin ar[8*i+:8] <= a[8*i+:8]; br[8*i+:8] <= b[8*i+:8];\n"
+        f"      q[16*i+:16] <= $signed(ar[8*i+:8]) * $signed(br[8*i+:8]); end\n"
+        f"  end endgenerate\n"
+        f"endmodule\n")
+    (design / "manifest.json").write_text(json.dumps({"top": "mults", "files": ["mults.v"], "digest": "abc"}))
+    result = synth_design(design, ecp5_device="25k")
+    assert result["digest"] == "abc"
+    assert result["xilinx_xcup"]["dsp"] == n
+    assert result["ecp5"]["fits"] is False
+    assert result["ecp5"]["overused"] == {"MULT18X18D": [30, 28]}
+    assert json.loads((design / "synth.json").read_text()) == result
+    result = synth_design(design, ecp5_device="25k", ecp5_nodsp=True)
+    assert result["ecp5"]["fits"] is True and result["ecp5"]["nodsp"] is True
+    assert result["ecp5"]["utilization"]["MULT18X18D"][0] == 0
+    assert result["ecp5"]["fmax_mhz"]["clk"] > 0
+
+
+@pytest.mark.synth
 def test_yosys_error_carries_log_tail(tmp_path):
     """A Verilog syntax error surfaces as SynthError whose message holds Yosys' ERROR line
     and the log path (the log is kept in the work folder)."""
