@@ -18,17 +18,16 @@ import hashlib
 import json
 import math
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["SpecError", "HardwareSpec", "load_spec", "list_presets", "preset_path"]
+from .spec_moe import MoeSpec
+from .spec_spgemm import SpgemmSpec
+from .specbase import Section, SpecError, check_type, field_types, parse_value
 
-
-class SpecError(ValueError):
-    """A hardware spec (or one of its sources) is invalid. The message is one line that
-    names the field, the offending value and what is allowed."""
+__all__ = ["SpecError", "HardwareSpec", "SpgemmSpec", "MoeSpec", "load_spec", "list_presets", "preset_path"]
 
 
 DATAFLOWS = ("weight-stationary",)
@@ -76,11 +75,18 @@ class HardwareSpec:
     e_mac_pj: float = 0.3
     e_sram_pj_per_byte: float = 1.25
     e_dram_pj_per_byte: float = 160.0
+    # -- nested sections of the other accelerator units
+    spgemm: SpgemmSpec = field(default_factory=SpgemmSpec)
+    moe: MoeSpec = field(default_factory=MoeSpec)
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            _check_type(f.name, value, f.type)
+        for name, typ in field_types(type(self)).items():
+            value = getattr(self, name)
+            if isinstance(typ, type) and issubclass(typ, Section) and isinstance(value, Mapping):
+                # a section given as a table (as in TOML or to_dict()) is built and validated
+                object.__setattr__(self, name, typ.from_mapping(value, source="spec"))
+                continue
+            check_type(name, value, typ)
         _positive_int(self, "rows", "cols", "n", "m", "max_k")
         _positive_int(self, "weight_buffer_kib", "input_buffer_kib", "output_buffer_kib")
         for name in ("act_width", "weight_width"):
@@ -93,9 +99,6 @@ class HardwareSpec:
             raise SpecError(f"m = {self.m} is not allowed: group size must be at most 64")
         if self.dataflow not in DATAFLOWS:
             raise SpecError(f"dataflow = {self.dataflow!r} is not allowed: choose one of {', '.join(DATAFLOWS)}")
-        for f in fields(self):
-            if f.type in ("float", float) and not math.isfinite(getattr(self, f.name)):
-                raise SpecError(f"{f.name} = {getattr(self, f.name)} is not allowed: must be a finite number")
         for name in ("clock_mhz", "dram_bandwidth_gbps"):
             if not getattr(self, name) > 0:
                 raise SpecError(f"{name} = {getattr(self, name)} is not allowed: must be > 0")
@@ -161,7 +164,12 @@ class HardwareSpec:
 
     # ---------------------------------------------------------------- records
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """All fields; sections become nested dicts (as in a TOML file)."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.to_dict() if isinstance(v, Section) else v
+        return out
 
     def hardware_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.to_dict().items() if k not in _NON_HARDWARE}
@@ -192,39 +200,52 @@ class HardwareSpec:
     # ---------------------------------------------------------------- construction
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "spec") -> "HardwareSpec":
-        allowed = {f.name for f in fields(cls)}
-        for key in data:
-            if key not in allowed:
-                raise SpecError(f"unknown field {key!r} in {source}: allowed fields are {', '.join(sorted(allowed))}")
-        return cls(**dict(data))
+        types = field_types(cls)
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in types:
+                raise SpecError(f"unknown field {key!r} in {source}: allowed fields are {_allowed(cls)}")
+            section = types[key]
+            if isinstance(section, type) and issubclass(section, Section) and not isinstance(value, Section):
+                value = section.from_mapping(value, source=source)
+            kwargs[key] = value
+        return cls(**kwargs)
 
     def with_overrides(self, assignments: list[str] | tuple[str, ...]) -> "HardwareSpec":
         """Apply ``key=value`` strings (the CLI's ``--set``), parsed by each field's type."""
-        types = {f.name: f.type for f in fields(self)}
+        types = field_types(type(self))
         changes: dict[str, Any] = {}
+        section_changes: dict[str, dict[str, Any]] = {}
         for item in assignments:
             key, sep, raw = item.partition("=")
             key = key.strip()
             if not sep:
                 raise SpecError(f"--set {item!r} is not allowed: write key=value")
-            if key not in types:
-                raise SpecError(f"unknown field {key!r} in --set: allowed fields are {', '.join(sorted(types))}")
-            changes[key] = _parse_value(key, raw.strip(), types[key])
+            head, dot, sub = key.partition(".")
+            section = types.get(head)
+            is_section = isinstance(section, type) and issubclass(section, Section)
+            if dot and is_section:
+                sub_types = field_types(section)
+                if sub not in sub_types:
+                    raise SpecError(f"unknown field {key!r} in --set: allowed fields are "
+                                    + ", ".join(f"{head}.{k}" for k in sorted(sub_types)))
+                section_changes.setdefault(head, {})[sub] = parse_value(key, raw.strip(), sub_types[sub])
+                continue
+            if key not in types or is_section:
+                raise SpecError(f"unknown field {key!r} in --set: allowed fields are {_allowed(type(self))}")
+            changes[key] = parse_value(key, raw.strip(), types[key])
+        for head, sub in section_changes.items():
+            changes[head] = dataclasses.replace(getattr(self, head), **sub)
         return self.replace(**changes)
 
 
 # -------------------------------------------------------------------- helpers
-_TYPE_NAMES = {"int": int, "float": float, "str": str, "bool": bool}
-
-
-def _check_type(name: str, value: Any, annotation: Any) -> None:
-    expected = _TYPE_NAMES[annotation] if isinstance(annotation, str) else annotation
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return
-    if expected is int and isinstance(value, bool):
-        raise SpecError(f"{name} = {value!r} is not allowed: must be an integer")
-    if not isinstance(value, expected):
-        raise SpecError(f"{name} = {value!r} is not allowed: must be of type {expected.__name__}")
+def _allowed(cls: type) -> str:
+    """The field list of an unknown-field message: plain fields, then the sections."""
+    types = field_types(cls)
+    plain = sorted(k for k, t in types.items() if not (isinstance(t, type) and issubclass(t, Section)))
+    sections = sorted(k for k in types if k not in plain)
+    return ", ".join(plain) + "; sections " + ", ".join(f"{k}.*" for k in sections)
 
 
 def _positive_int(spec: HardwareSpec, *names: str) -> None:
@@ -232,25 +253,6 @@ def _positive_int(spec: HardwareSpec, *names: str) -> None:
         v = getattr(spec, name)
         if v < 1:
             raise SpecError(f"{name} = {v} is not allowed: must be a positive integer")
-
-
-def _parse_value(key: str, raw: str, annotation: Any) -> Any:
-    kind = annotation if isinstance(annotation, str) else annotation.__name__
-    try:
-        if kind == "int":
-            return int(raw, 0)
-        if kind == "float":
-            return float(raw)
-        if kind == "bool":
-            low = raw.lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-    except ValueError:
-        raise SpecError(f"--set {key}={raw!r} is not allowed: {key} must be of type {kind}") from None
-    return raw
 
 
 def list_presets() -> dict[str, str]:

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from sparseforge.specbase import Section
 from sparseforge.spec import HardwareSpec, SpecError, list_presets, load_spec, preset_path
 
 DATA = Path(__file__).parent / "data" / "spec"
 PRESETS = ("default", "dense-16x16", "sf-32x32", "tiny")
 ALLOWED = ("act_width, clock_mhz, cols, dataflow, description, double_buffer, dram_bandwidth_gbps, "
            "dram_latency_ns, e_dram_pj_per_byte, e_mac_pj, e_sram_pj_per_byte, input_buffer_kib, m, max_k, "
-           "n, name, output_buffer_kib, rows, weight_buffer_kib, weight_width")
+           "n, name, output_buffer_kib, rows, weight_buffer_kib, weight_width; sections moe.*, spgemm.*")
 # every hardware field but dataflow, which has a single allowed value
 HARDWARE_FIELDS = [f.name for f in dataclasses.fields(HardwareSpec)
                    if f.name not in ("name", "description", "dataflow")]
@@ -223,6 +224,16 @@ def test_digest_changes_with_every_hardware_field(field):
     value = getattr(base, field)
     new = {bool: lambda v: not v, int: lambda v: v // 2 if field == "max_k" else v + 1,
            float: lambda v: v + 1.0}.get(type(value))
+    if isinstance(value, Section):
+        # a section: change each of its integer fields in turn; every change moves the digest
+        ints = [f for f, v in value.to_dict().items() if type(v) is int]
+        assert ints
+        for sub in ints:
+            v = getattr(value, sub)
+            bumped = v * 2 if sub in ("table_entries", "banks") else v + 2
+            changed = base.replace(**{field: dataclasses.replace(value, **{sub: bumped})})
+            assert changed.digest != base.digest, sub
+        return
     if field == "n":
         changed = base.replace(n=1)
     elif field == "m":
