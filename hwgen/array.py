@@ -22,7 +22,7 @@ from sparseforge.spec import HardwareSpec
 
 from .pe import SparsePE
 
-__all__ = ["SparseArray"]
+__all__ = ["SparseArray", "build_array"]
 
 
 class SparseArray(wiring.Component):
@@ -118,3 +118,7 @@ class SparseArray(wiring.Component):
             v = v_next
         m.d.comb += self.y_valid.eq(v)
         return m
+
+
+def build_array(spec: HardwareSpec) -> SparseArray:
+    return SparseArray(spec=spec)

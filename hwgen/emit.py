@@ -6,6 +6,7 @@ the end, so a failure never leaves a half-written design behind.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -20,15 +21,16 @@ from amaranth.lib import wiring
 
 from sparseforge.spec import HardwareSpec
 
-from .array import SparseArray
-from dataflow.layout import word_widths
-
-from .engine import GemmEngine
-from .pe import SparsePE
 
 __all__ = ["DESIGNS", "build_component", "emit_design", "design_dir", "EmitError"]
 
-DESIGNS = ("engine", "array", "pe")
+#: design name -> "module:function" building its Amaranth component from (spec, **params);
+#: imported only when that design is generated
+DESIGNS: dict[str, str] = {
+    "engine": "hwgen.engine:build_engine",
+    "array": "hwgen.array:build_array",
+    "pe": "hwgen.pe:build_pe",
+}
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 
 
@@ -36,24 +38,12 @@ class EmitError(ValueError):
     """Bad design name or output location (a user error: one clear line)."""
 
 
-def engine_depths(spec: HardwareSpec) -> dict[str, int]:
-    """Memory depths of the engine from the spec's buffer sizes (words of each memory)."""
-    w = word_widths(spec)
-    return {
-        "act_depth": max(1, spec.input_buffer_kib * 8192 // w["act"]),
-        "wgt_depth": max(spec.rows, spec.weight_buffer_kib * 8192 // w["wgt"]),
-        "out_depth": max(1, spec.output_buffer_kib * 8192 // w["out"]),
-    }
-
-
-def build_component(spec: HardwareSpec, design: str, **depths: int) -> wiring.Component:
-    if design == "pe":
-        return SparsePE(spec=spec)
-    if design == "array":
-        return SparseArray(spec=spec)
-    if design == "engine":
-        return GemmEngine(spec=spec, **(depths or engine_depths(spec)))
-    raise EmitError(f"design = {design!r} is not allowed: choose one of {', '.join(DESIGNS)}")
+def build_component(spec: HardwareSpec, design: str, **params: Any) -> wiring.Component:
+    """The Amaranth component of ``design`` for ``spec`` (see :data:`DESIGNS`)."""
+    if design not in DESIGNS:
+        raise EmitError(f"design = {design!r} is not allowed: choose one of {', '.join(DESIGNS)}")
+    module, func = DESIGNS[design].split(":")
+    return getattr(importlib.import_module(module), func)(spec, **params)
 
 
 def design_dir(out_root: Path, name: str) -> Path:
@@ -88,12 +78,12 @@ def _instantiation(top: str, ports: list[dict[str, Any]]) -> str:
 
 
 def emit_design(spec: HardwareSpec, *, design: str = "engine", out_root: Path | str = "rtl_out",
-                name: str | None = None, **depths: int) -> Path:
+                name: str | None = None, **params: Any) -> Path:
     """Generate ``design`` for ``spec`` and write ``<out_root>/<name>/{<top>.v, manifest.json}``.
     Returns the design folder."""
     name = f"{spec.name}-{design}" if name is None else name
     target = design_dir(Path(out_root), name)
-    component = build_component(spec, design, **depths)
+    component = build_component(spec, design, **params)
     top = f"sf_{design}"
     text = verilog.convert(component, name=top, emit_src=False)
     ports = _ports(component)
@@ -110,9 +100,7 @@ def emit_design(spec: HardwareSpec, *, design: str = "engine", out_root: Path | 
                  "packed little-endian (field 0 in the least significant bits).",
         **spec.record(),
     }
-    if design == "engine":
-        manifest["depths"] = depths or engine_depths(spec)
-        manifest["word_widths"] = word_widths(spec)
+    manifest["params"] = getattr(component, "params", {})
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
     os.chmod(tmp, 0o755)

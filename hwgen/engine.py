@@ -45,7 +45,22 @@ from dataflow.layout import word_widths
 
 from .array import SparseArray
 
-__all__ = ["GemmEngine"]
+__all__ = ["GemmEngine", "engine_depths", "build_engine"]
+
+
+def engine_depths(spec: HardwareSpec) -> dict[str, int]:
+    """Memory depths (words) that fill the spec's on-chip buffers."""
+    w = word_widths(spec)
+    return {
+        "act_depth": max(1, spec.input_buffer_kib * 8192 // w["act"]),
+        "wgt_depth": max(spec.rows, spec.weight_buffer_kib * 8192 // w["wgt"]),
+        "out_depth": max(1, spec.output_buffer_kib * 8192 // w["out"]),
+    }
+
+
+def build_engine(spec: HardwareSpec, **depths: int) -> "GemmEngine":
+    """The engine for ``spec``; memory depths default to :func:`engine_depths`."""
+    return GemmEngine(spec=spec, **{**engine_depths(spec), **depths})
 
 
 class GemmEngine(wiring.Component):
@@ -96,6 +111,11 @@ class GemmEngine(wiring.Component):
     @property
     def depths(self) -> dict[str, int]:
         return dict(self._depths)
+
+    @property
+    def params(self) -> dict[str, object]:
+        """Generation parameters recorded in the manifest."""
+        return {f"{k}_depth": v for k, v in self._depths.items()} | {"word_widths": dict(self._widths)}
 
     def elaborate(self, platform):
         s = self._spec

@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from sparseforge.spec import HardwareSpec
 
-__all__ = ["SparsePE"]
+__all__ = ["SparsePE", "build_pe"]
 
 
 class SparsePE(wiring.Component):
@@ -105,3 +105,7 @@ class SparsePE(wiring.Component):
         m.d.sync += psum.eq(total + self.psum_in.as_signed())
         m.d.comb += self.psum_out.eq(psum)
         return m
+
+
+def build_pe(spec: HardwareSpec) -> SparsePE:
+    return SparsePE(spec=spec)

@@ -14,35 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from .clikit import UserError, progress as _progress, write_atomic as _write_atomic
 from .spec import HardwareSpec, SpecError, list_presets, load_spec
 
 __all__ = ["main"]
-
-
-class UserError(Exception):
-    """A mistake in the command line or its inputs: reported in one line, exit 2."""
-
-
-def _progress(msg: str) -> None:
-    print(f"[sparseforge] {msg}", file=sys.stderr, flush=True)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _sparsity(text: str) -> tuple[int, int] | None:
