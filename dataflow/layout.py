@@ -25,7 +25,7 @@ import numpy as np
 
 from sparseforge.spec import HardwareSpec
 
-__all__ = ["word_widths", "GroupedWeights", "grouped_dense", "grouped_sparse", "Tiling", "tiling", "pack_words",
+__all__ = ["word_widths", "GroupedWeights", "group_size", "grouped_pruned", "grouped_dense", "grouped_sparse", "Tiling", "tiling", "pack_words",
            "TileArrays", "tile_arrays", "MemoryImage", "memory_image"]
 
 
@@ -67,38 +67,75 @@ class GroupedWeights:
         return dense[:, : self.k]
 
 
-def grouped_dense(W: np.ndarray, spec: HardwareSpec) -> GroupedWeights:
-    """Dense mode: groups of ``spec.n`` consecutive reduction indices."""
+def group_size(spec: HardwareSpec, sparsity: tuple[int, int] | None) -> int:
+    """Reduction indices one PE covers for weights with at most ``n_l`` nonzeros in every
+    ``m_l`` consecutive ones (``None``: dense).
+
+    A PE has ``spec.m`` activation lanes and ``spec.n`` multipliers, so a group of ``g``
+    consecutive indices fits when no aligned window of ``g`` can hold more than ``spec.n``
+    nonzeros: ``n_l * g / m_l`` when ``g`` is a multiple of ``m_l``, ``min(n_l, g)`` when
+    ``g`` divides ``m_l``. The largest such ``g <= spec.m`` is used; dense weights get
+    ``g = spec.n``. E.g. on 2:8 PEs: 2:8 and 1:4 weights use all 8 lanes, 2:4 weights 4.
+    """
+    best = spec.n
+    if sparsity is None:
+        return best
+    n_l, m_l = sparsity
+    for g in range(spec.n + 1, spec.m + 1):
+        if g % m_l == 0:
+            worst = n_l * (g // m_l)
+        elif m_l % g == 0:
+            worst = min(n_l, g)
+        else:
+            continue
+        if worst <= spec.n:
+            best = g
+    return best
+
+
+def grouped_pruned(W: np.ndarray, spec: HardwareSpec, group: int) -> GroupedWeights:
+    """Group a (pruned) ``W[n_out, K]`` into groups of ``group`` reduction indices, keeping
+    each group's nonzeros (at most ``spec.n``; padding slots hold zero weights)."""
+    if not spec.n <= group <= spec.m:
+        raise ValueError(f"group = {group} is not allowed: a PE covers {spec.n}..{spec.m} reduction indices")
     W = np.asarray(W)
     n_out, k = W.shape
-    g = spec.n
-    G = math.ceil(k / g)
-    padded = np.zeros((n_out, G * g), dtype=W.dtype)
+    G = math.ceil(k / group)
+    padded = np.zeros((n_out, G * group), dtype=W.dtype)
     padded[:, :k] = W
-    idx = np.broadcast_to(np.arange(g, dtype=np.uint8), (n_out, G, g)).copy()
-    return GroupedWeights(values=padded.reshape(n_out, G, g), indices=idx, group=g, k=k)
+    Wg = padded.reshape(n_out, G, group)
+    nz = Wg != 0
+    worst = int(nz.sum(axis=2).max(initial=0))
+    if worst > spec.n:
+        raise ValueError(f"a group of {group} reduction indices holds {worst} nonzero weights, "
+                         f"more than the PE's {spec.n} multipliers")
+    if group == spec.n:
+        # every position has a multiplier: keep lane order (a dense PE ignores indices and
+        # multiplier i always takes lane i)
+        order = np.broadcast_to(np.arange(group), Wg.shape).copy()
+    else:
+        # nonzeros first (in index order), then zero positions as padding
+        order = np.argsort(~nz, axis=2, kind="stable")[:, :, : spec.n]
+    values = np.take_along_axis(Wg, order, axis=2)
+    return GroupedWeights(values=values, indices=order.astype(np.uint8), group=group, k=k)
+
+
+def grouped_dense(W: np.ndarray, spec: HardwareSpec) -> GroupedWeights:
+    """Dense mode: groups of ``spec.n`` consecutive reduction indices."""
+    return grouped_pruned(W, spec, spec.n)
 
 
 def grouped_sparse(values: np.ndarray, indices: np.ndarray, *, n: int, m: int, k: int,
                    spec: HardwareSpec) -> GroupedWeights:
-    """Sparse mode from an N:M compressed form (``values``/``indices`` ``[n_out, G, n]``).
-    Needs ``m == spec.m`` and ``n <= spec.n``; fewer than ``spec.n`` weights per group are
-    padded with zero weights."""
-    if spec.dense:
-        raise ValueError(f"a dense array (n = m = {spec.m}) has no sparse mode: use grouped_dense")
-    if m != spec.m or n > spec.n:
-        raise ValueError(f"{n}:{m} weights do not fit the array's {spec.n}:{spec.m} PEs: "
-                         f"need m == {spec.m} and n <= {spec.n}")
+    """The grouped form of N:M compressed weights (``values``/``indices`` ``[n_out, G, n]``,
+    groups of ``m``), with the largest group the PEs can hold (:func:`group_size`)."""
     values = np.asarray(values)
-    indices = np.asarray(indices)
-    if n < spec.n:
-        n_out, G, _ = values.shape
-        pad_v = np.zeros((n_out, G, spec.n - n), dtype=values.dtype)
-        # padding slots point at lanes not already used so every index stays distinct
-        free = np.array([[sorted(set(range(m)) - set(row))[: spec.n - n] for row in grp] for grp in indices])
-        values = np.concatenate([values, pad_v], axis=2)
-        indices = np.concatenate([indices, free.astype(indices.dtype).reshape(n_out, G, spec.n - n)], axis=2)
-    return GroupedWeights(values=values, indices=indices.astype(np.uint8), group=m, k=k)
+    indices = np.asarray(indices).astype(np.int64)
+    n_out, G, _ = values.shape
+    dense = np.zeros((n_out, G * m), dtype=values.dtype)
+    cols = np.arange(G)[None, :, None] * m + indices
+    np.put_along_axis(dense, cols.reshape(n_out, -1), values.reshape(n_out, -1), axis=1)
+    return grouped_pruned(dense[:, :k], spec, group_size(spec, (n, m)))
 
 
 @dataclass(frozen=True)

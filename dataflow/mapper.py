@@ -28,7 +28,7 @@ import numpy as np
 from models.network import GemmLayer, Network
 from sparseforge.spec import HardwareSpec
 
-from .layout import tiling, word_widths
+from .layout import group_size, tiling, word_widths
 
 __all__ = ["MappingError", "LayerMapping", "map_layer", "map_network", "word_bytes", "check_sparsity"]
 
@@ -49,20 +49,16 @@ def word_bytes(spec: HardwareSpec) -> dict[str, int]:
 
 
 def check_sparsity(spec: HardwareSpec, sparsity: tuple[int, int] | None) -> tuple[int, int] | None:
-    """Validate a requested N:M pattern against the array; ``None`` means dense."""
+    """Validate a requested N:M pattern; ``None`` (or ``n == m``) means dense. Any pattern
+    runs on any array: :func:`dataflow.layout.group_size` decides how much of it the PEs
+    can exploit."""
     if sparsity is None:
         return None
     n, m = sparsity
-    if not (isinstance(n, int) and isinstance(m, int) and 1 <= n <= m):
-        raise MappingError(f"sparsity {n}:{m} is not allowed: need integers 1 <= n <= m")
+    if not (isinstance(n, int) and isinstance(m, int) and 1 <= n <= m <= 64):
+        raise MappingError(f"sparsity {n}:{m} is not allowed: need integers 1 <= n <= m <= 64")
     if n == m:
         return None
-    if spec.dense:
-        raise MappingError(f"sparsity {n}:{m} needs a sparse array, but the spec is dense "
-                           f"({spec.n}:{spec.m}): set n < m")
-    if m != spec.m or n > spec.n:
-        raise MappingError(f"sparsity {n}:{m} does not fit the array's {spec.n}:{spec.m} PEs: "
-                           f"need m = {spec.m} and n <= {spec.n} (or --set n={n} --set m={m})")
     return (n, m)
 
 
@@ -107,8 +103,8 @@ def map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | 
     if layer.k > spec.max_k:
         raise MappingError(f"layer {layer.name}: K = {layer.k} exceeds max_k = {spec.max_k} "
                            "(the accumulator is sized for max_k products): raise max_k")
-    mode = "sparse" if sparsity else "dense"
-    group = spec.m if sparsity else spec.n
+    group = group_size(spec, sparsity)
+    mode = "sparse" if group > spec.n else "dense"
     til = tiling(spec, tokens=layer.tokens, k=layer.k, n_out=layer.n_out, group=group)
     KT, NT, T = til.ktiles, til.ntiles, layer.tokens
     wb = word_bytes(spec)

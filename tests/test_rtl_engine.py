@@ -117,3 +117,19 @@ def test_single_tile_cycles(tmp_path):
     assert result["cycles"] == [expected, expected]
     # the parts of a single-tile run, each from the RTL's structure
     assert expected == 1 + 1 + 16 - 1 + 1 + spec.array_latency + 1
+
+
+@pytest.mark.parametrize("wn,wm,group", [(2, 4, 4), (1, 4, 8)])
+def test_other_patterns_on_a_2of8_array(tmp_path, wn, wm, group):
+    """Weights pruned wn:wm run on 2:8 PEs with the largest group the PEs can hold (2:4 in
+    groups of 4 of the 8 lanes, 1:4 in groups of 8): bit-exact and cycle-exact in RTL."""
+    from dataflow.layout import group_size
+    spec = HardwareSpec(rows=3, cols=4, n=2, m=8, max_k=4096)
+    assert group_size(spec, (wn, wm)) == group
+    x, w = _real_operands(wn, wm, "layer2.attn.v", tokens=9, k=60, n_out=6)
+    comp = compress(w, wn, wm)
+    gw = grouped_sparse(comp.values, comp.indices, n=wn, m=wm, k=60, spec=spec)
+    assert gw.group == group
+    case, depths, expected = _case(spec, x, gw, gemm_nm_int(x, comp))
+    result = run_bench(spec, design="engine", bench="cocotb_engine", case=case, workdir=tmp_path, **depths)
+    assert result["cycles"] == [expected, expected]

@@ -230,14 +230,12 @@ def test_k_above_max_k():
 
 
 @pytest.mark.parametrize("spec_kw, sparsity, message", [
-    ({}, (2, 8), "sparsity 2:8 does not fit the array's 2:4 PEs: need m = 4 and n <= 2 (or --set n=2 --set m=8)"),
-    ({}, (3, 4), "sparsity 3:4 does not fit the array's 2:4 PEs: need m = 4 and n <= 2 (or --set n=3 --set m=4)"),
-    ({}, (0, 4), "sparsity 0:4 is not allowed: need integers 1 <= n <= m"),
-    ({}, (5, 4), "sparsity 5:4 is not allowed: need integers 1 <= n <= m"),
-    ({"n": 4, "m": 4}, (2, 4), "sparsity 2:4 needs a sparse array, but the spec is dense (4:4): set n < m"),
+    ({}, (0, 4), "sparsity 0:4 is not allowed: need integers 1 <= n <= m <= 64"),
+    ({}, (5, 4), "sparsity 5:4 is not allowed: need integers 1 <= n <= m <= 64"),
+    ({}, (2, 128), "sparsity 2:128 is not allowed: need integers 1 <= n <= m <= 64"),
 ])
 def test_check_sparsity_errors(spec_kw, sparsity, message):
-    """check_sparsity refuses patterns the array cannot run, with one clear line."""
+    """check_sparsity refuses malformed patterns with one clear line."""
     with pytest.raises(MappingError) as info:
         check_sparsity(HardwareSpec(**spec_kw), sparsity)
     assert str(info.value) == message
@@ -251,6 +249,19 @@ def test_check_sparsity_accepts():
     assert check_sparsity(spec, (8, 8)) is None
     assert check_sparsity(spec, (2, 4)) == (2, 4)
     assert check_sparsity(spec, (1, 4)) == (1, 4)
+    assert check_sparsity(spec, (2, 8)) == (2, 8)      # runs; group_size decides the gain
+
+
+@pytest.mark.parametrize("hw, sparsity, group", [
+    ((2, 4), None, 2), ((2, 4), (2, 4), 4), ((2, 4), (1, 4), 4), ((2, 4), (2, 8), 4), ((2, 4), (3, 4), 2),
+    ((2, 8), (2, 8), 8), ((2, 8), (1, 4), 8), ((2, 8), (2, 4), 4), ((2, 8), (1, 8), 8), ((2, 8), None, 2),
+    ((4, 8), (2, 4), 8), ((4, 8), (2, 8), 8), ((4, 4), (2, 4), 4), ((4, 4), None, 4),
+])
+def test_group_size_is_the_largest_group_the_pes_can_hold(hw, sparsity, group):
+    """A PE with n multipliers and m lanes covers the largest g <= m such that no aligned
+    window of g holds more than n nonzeros of the layer's pattern; dense weights get g = n."""
+    from dataflow.layout import group_size
+    assert group_size(HardwareSpec(n=hw[0], m=hw[1]), sparsity) == group
 
 
 # ====================================================================== sim.simulate
@@ -506,12 +517,19 @@ def test_functional_tiling_matches_the_mapper():
     assert (til.ktiles, til.ntiles) == (mp.ktiles, mp.ntiles) == (3, 5)
 
 
-def test_grouped_sparse_rejects_mismatched_patterns():
-    """grouped_sparse refuses a pattern the array cannot hold, and dense arrays."""
-    W = np.ones((2, 8), dtype=np.int8)
+def test_grouped_forms_of_other_patterns():
+    """2:8 weights on 2:4 PEs use groups of 4; on a dense array any pattern uses groups of n;
+    the grouped form always reproduces the weights, and a group with more nonzeros than the
+    PE has multipliers is refused."""
+    from dataflow.layout import grouped_pruned
+    rng = np.random.default_rng(5)
+    W = rng.integers(-9, 10, (3, 16))
     c28 = compress(W, 2, 8)
-    with pytest.raises(ValueError, match=r"^2:8 weights do not fit the array's 2:4 PEs: need m == 4 and n <= 2$"):
-        grouped_sparse(c28.values, c28.indices, n=2, m=8, k=8, spec=HardwareSpec())
+    gw = grouped_sparse(c28.values, c28.indices, n=2, m=8, k=16, spec=HardwareSpec())
+    assert gw.group == 4 and np.array_equal(gw.to_dense(), c28.to_dense())
     c24 = compress(W, 2, 4)
-    with pytest.raises(ValueError, match=r"^a dense array \(n = m = 4\) has no sparse mode: use grouped_dense$"):
-        grouped_sparse(c24.values, c24.indices, n=2, m=4, k=8, spec=HardwareSpec(n=4, m=4))
+    gd = grouped_sparse(c24.values, c24.indices, n=2, m=4, k=16, spec=HardwareSpec(n=4, m=4))
+    assert gd.group == 4 and np.array_equal(gd.to_dense(), c24.to_dense())
+    with pytest.raises(ValueError, match=r"^a group of 4 reduction indices holds 3 nonzero weights, "
+                                         r"more than the PE's 2 multipliers$"):
+        grouped_pruned(np.array([[1, 1, 1, 0]]), HardwareSpec(), 4)
