@@ -30,6 +30,7 @@ DESIGNS: dict[str, str] = {
     "engine": "hwgen.engine:build_engine",
     "array": "hwgen.array:build_array",
     "pe": "hwgen.pe:build_pe",
+    "sore": "hwgen.sore:build_sore",
 }
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 

@@ -25,9 +25,10 @@ from typing import Any, Mapping
 
 from .spec_moe import MoeSpec
 from .spec_spgemm import SpgemmSpec
+from .spec_train import TrainSpec
 from .specbase import Section, SpecError, check_type, field_types, parse_value
 
-__all__ = ["SpecError", "HardwareSpec", "SpgemmSpec", "MoeSpec", "load_spec", "list_presets", "preset_path"]
+__all__ = ["SpecError", "HardwareSpec", "SpgemmSpec", "MoeSpec", "TrainSpec", "load_spec", "list_presets", "preset_path"]
 
 
 DATAFLOWS = ("weight-stationary",)
@@ -78,6 +79,7 @@ class HardwareSpec:
     # -- nested sections of the other accelerator units
     spgemm: SpgemmSpec = field(default_factory=SpgemmSpec)
     moe: MoeSpec = field(default_factory=MoeSpec)
+    train: TrainSpec = field(default_factory=TrainSpec)
 
     def __post_init__(self) -> None:
         for name, typ in field_types(type(self)).items():

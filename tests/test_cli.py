@@ -143,7 +143,7 @@ def test_simulate_output_file_not_created_on_error(tmp_path, capsys):
     (["--set", "bogus=1"],
      "unknown field 'bogus' in --set: allowed fields are act_width, clock_mhz, cols, dataflow, description, "
      "double_buffer, dram_bandwidth_gbps, dram_latency_ns, e_dram_pj_per_byte, e_mac_pj, e_sram_pj_per_byte, "
-     "input_buffer_kib, m, max_k, n, name, output_buffer_kib, rows, weight_buffer_kib, weight_width; sections moe.*, spgemm.*"),
+     "input_buffer_kib, m, max_k, n, name, output_buffer_kib, rows, weight_buffer_kib, weight_width; sections moe.*, spgemm.*, train.*"),
     (["--set", "rows=0"], "rows = 0 is not allowed: must be a positive integer"),
     (["--set", "n=5"], "n = 5 is not allowed with m = 4: N:M sparsity needs 1 <= n <= m"),
     (["--set", "rows"], "--set 'rows' is not allowed: write key=value"),

@@ -17,7 +17,7 @@ DATA = Path(__file__).parent / "data" / "spec"
 PRESETS = ("default", "dense-16x16", "sf-32x32", "tiny")
 ALLOWED = ("act_width, clock_mhz, cols, dataflow, description, double_buffer, dram_bandwidth_gbps, "
            "dram_latency_ns, e_dram_pj_per_byte, e_mac_pj, e_sram_pj_per_byte, input_buffer_kib, m, max_k, "
-           "n, name, output_buffer_kib, rows, weight_buffer_kib, weight_width; sections moe.*, spgemm.*")
+           "n, name, output_buffer_kib, rows, weight_buffer_kib, weight_width; sections moe.*, spgemm.*, train.*")
 # every hardware field but dataflow, which has a single allowed value
 HARDWARE_FIELDS = [f.name for f in dataclasses.fields(HardwareSpec)
                    if f.name not in ("name", "description", "dataflow")]

@@ -1,0 +1,358 @@
+"""Sparse matrices for SpGEMM: file loaders, built-in real matrices, and the golden product.
+
+Every loader returns a :class:`NamedMatrix` holding a canonical SciPy CSR matrix: duplicate
+entries summed, column indices sorted within each row, explicit zeros removed, values
+``int64`` when the source is integer and ``float64`` otherwise. Canonical form matters: the
+row-wise, outer and inner dataflows of :mod:`dataflow.spgemm` all add the products of one
+output entry in ascending ``k``, which is the order SciPy's own SpGEMM uses, so integer
+results are exact and float results agree to rounding (in practice bit for bit).
+
+Sources (:func:`load_matrix`):
+
+- a MatrixMarket file (``.mtx``, coordinate or array; real, integer or pattern; general,
+  symmetric or skew-symmetric), read with :func:`scipy.io.mmread`;
+- a ``.npz`` written by :func:`scipy.sparse.save_npz`;
+- a METIS graph file (``.graph``; text format, 1-based adjacency lists, optional vertex
+  sizes/weights and edge weights), read by :func:`read_metis` into the adjacency matrix
+  (edge weights as values, 1 when the file has none);
+- a built-in name (:data:`BUILTINS`): SciPy's ``illc1850`` (1850 x 712, shipped in the SciPy
+  wheel as a PROPACK test matrix), the pyamg examples (``airfoil``, ``bar``, ``knot``,
+  ``recirc_flow``, ``unit_square``, ``unit_cube``; needs ``pyamg``), the METIS example graphs
+  of Debian's ``libmetis-doc`` (``4elt``, ``copter2``, ``mdual``), and real MiniLM operands:
+  magnitude-pruned int8 FFN weights and ReLU-sparsified int8 activations.
+
+Any name may end in ``.T`` for the transpose (``illc1850.T``), so ``A @ A.T`` of a
+rectangular matrix is one command. Bad files raise :class:`MatrixError` with one line that
+names the file, the line where known, and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = [
+    "MatrixError", "NamedMatrix", "BUILTINS", "METIS_DIR", "load_matrix", "read_matrix_market",
+    "read_npz", "read_metis", "canonical", "golden_spgemm", "check_product_shapes",
+    "prune_unstructured", "builtin_available",
+]
+
+#: where Debian's ``libmetis-doc`` puts the METIS example graphs
+METIS_DIR = Path("/usr/share/doc/libmetis-dev/examples/graphs")
+
+
+class MatrixError(ValueError):
+    """A matrix source is missing, malformed or unsuitable; the message is one line."""
+
+
+@dataclass(frozen=True, eq=False)
+class NamedMatrix:
+    """A canonical CSR matrix with where it came from."""
+
+    name: str
+    matrix: sp.csr_matrix
+    source: str
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrix.shape
+
+    @property
+    def nnz(self) -> int:
+        return int(self.matrix.nnz)
+
+    @property
+    def is_integer(self) -> bool:
+        return bool(np.issubdtype(self.matrix.dtype, np.integer))
+
+    def transpose(self) -> "NamedMatrix":
+        return NamedMatrix(name=f"{self.name}.T", matrix=canonical(self.matrix.T), source=f"{self.source}, transposed")
+
+
+# ------------------------------------------------------------------ canonical form
+def canonical(m: sp.spmatrix | sp.sparray, *, what: str = "matrix") -> sp.csr_matrix:
+    """``m`` as canonical CSR: summed duplicates, sorted indices, no explicit zeros,
+    ``int64`` or ``float64`` values, ``int64`` index arrays. Complex or non-finite values
+    raise :class:`MatrixError`."""
+    csr = sp.csr_matrix(m)
+    if np.iscomplexobj(csr.data):
+        raise MatrixError(f"{what} has complex values: only real and integer matrices are supported")
+    if csr.dtype == np.bool_ or np.issubdtype(csr.dtype, np.integer):
+        csr = csr.astype(np.int64)
+    else:
+        csr = csr.astype(np.float64)
+        if not np.all(np.isfinite(csr.data)):
+            raise MatrixError(f"{what} has NaN or infinite values")
+    csr.sum_duplicates()
+    csr.eliminate_zeros()
+    csr.sort_indices()
+    csr.indptr = csr.indptr.astype(np.int64)
+    csr.indices = csr.indices.astype(np.int64)
+    return csr
+
+
+# ------------------------------------------------------------------ file loaders
+def read_matrix_market(path: str | Path) -> sp.csr_matrix:
+    """A MatrixMarket file as canonical CSR (SciPy's reader; its errors become
+    :class:`MatrixError` naming the file)."""
+    import scipy.io
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.readline()
+    except OSError as exc:
+        raise MatrixError(f"matrix file {str(path)!r} cannot be read: {exc.strerror}") from None
+    if not head.lower().startswith(b"%%matrixmarket"):
+        raise MatrixError(f"{path}: not a MatrixMarket file: line 1 must start with '%%MatrixMarket'")
+    try:
+        m = scipy.io.mmread(str(path))
+    except Exception as exc:  # SciPy raises ValueError and friends with a line number
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MatrixError(f"{path}: malformed MatrixMarket file: {msg}") from None
+    if not sp.issparse(m):
+        m = sp.csr_matrix(np.asarray(m))
+    return canonical(m, what=str(path))
+
+
+def read_npz(path: str | Path) -> sp.csr_matrix:
+    """A ``scipy.sparse.save_npz`` file as canonical CSR."""
+    path = Path(path)
+    if not path.is_file():
+        raise MatrixError(f"matrix file {str(path)!r} does not exist")
+    try:
+        m = sp.load_npz(str(path))
+    except Exception as exc:  # not a zip, wrong keys, pickled content ...
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MatrixError(f"{path}: not a scipy.sparse.save_npz file: {msg}") from None
+    return canonical(m, what=str(path))
+
+
+def read_metis(path: str | Path) -> sp.csr_matrix:
+    """A METIS graph file as its (symmetric) adjacency matrix in canonical CSR.
+
+    Format (METIS 5 manual, section 4.1.1): ``%`` lines are comments; the header is
+    ``n m [fmt [ncon]]``; then one line per vertex listing ``[size] [w_1..w_ncon]``
+    followed by its neighbours (1-based), each followed by an edge weight when ``fmt`` ends
+    in 1. Every edge appears in both endpoints' lines, so the file lists ``2 m`` neighbours.
+    Values are the edge weights, or 1.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not a text file"
+        raise MatrixError(f"METIS file {str(path)!r} cannot be read: {why}") from None
+    lines = [(no, ln) for no, ln in enumerate(text.splitlines(), start=1) if not ln.lstrip().startswith("%")]
+    if not lines:
+        raise MatrixError(f"{path}: empty METIS file: expected a header line 'n m [fmt [ncon]]'")
+    hno, header = lines[0]
+    try:
+        head = [int(v) for v in header.split()]
+    except ValueError:
+        raise MatrixError(f"{path}:{hno}: METIS header {header.strip()!r} must be integers 'n m [fmt [ncon]]'") from None
+    if not 2 <= len(head) <= 4 or head[0] < 1 or head[1] < 0:
+        raise MatrixError(f"{path}:{hno}: METIS header {header.strip()!r} must be 'n m [fmt [ncon]]' with n >= 1, m >= 0")
+    n, m = head[0], head[1]
+    fmt = f"{head[2]:03d}" if len(head) > 2 else "000"
+    if len(fmt) != 3 or set(fmt) - {"0", "1"}:
+        raise MatrixError(f"{path}:{hno}: METIS fmt {head[2]} is not allowed: three digits of 0/1")
+    has_size, has_vw, has_ew = fmt[0] == "1", fmt[1] == "1", fmt[2] == "1"
+    ncon = head[3] if len(head) > 3 else (1 if has_vw else 0)
+    body = lines[1:]
+    # a trailing blank line is not a vertex; an isolated vertex is an empty line inside the body
+    while body and not body[-1][1].strip() and len(body) > n:
+        body.pop()
+    if len(body) != n:
+        raise MatrixError(f"{path}: METIS header says {n} vertices but the file has {len(body)} vertex lines")
+    skip = int(has_size) + (ncon if has_vw else 0)
+    step = 2 if has_ew else 1
+    counts = np.empty(n, dtype=np.int64)
+    chunks: list[str] = []
+    for v, (no, ln) in enumerate(body):
+        fields = ln.split()
+        if len(fields) < skip or (len(fields) - skip) % step:
+            raise MatrixError(f"{path}:{no}: vertex {v + 1} has {len(fields)} fields: expected {skip} vertex "
+                              f"field(s) then {'(neighbour, weight) pairs' if has_ew else 'neighbours'}")
+        counts[v] = (len(fields) - skip) // step
+        chunks.append(" ".join(fields[skip:]))
+    try:
+        flat = np.array(" ".join(chunks).split(), dtype=np.int64)
+    except ValueError:
+        bad = next(no for (no, ln) in body if any(not t.lstrip("-").isdigit() for t in ln.split()))
+        raise MatrixError(f"{path}:{bad}: METIS adjacency lists must hold integers") from None
+    nbr = flat[0::step]
+    wgt = flat[1::step] if has_ew else np.ones_like(nbr)
+    if nbr.size and (nbr.min() < 1 or nbr.max() > n):
+        pos = int(np.flatnonzero((nbr < 1) | (nbr > n))[0])
+        v = int(np.searchsorted(np.cumsum(counts), pos, side="right"))
+        raise MatrixError(f"{path}:{body[v][0]}: vertex {v + 1} lists neighbour {int(nbr[pos])}, "
+                          f"outside 1..{n}")
+    if nbr.size != 2 * m:
+        raise MatrixError(f"{path}: METIS header says {m} edges but the adjacency lists hold {nbr.size} "
+                          f"neighbours (expected 2 x {m} = {2 * m})")
+    rows = np.repeat(np.arange(n, dtype=np.int64), counts)
+    adj = sp.csr_matrix((wgt, (rows, nbr - 1)), shape=(n, n))
+    return canonical(adj, what=str(path))
+
+
+# ------------------------------------------------------------------ built-ins
+def _illc1850() -> tuple[sp.csr_matrix, str]:
+    import scipy
+
+    path = Path(scipy.__file__).parent / "sparse" / "linalg" / "tests" / "propack_test_data.npz"
+    if not path.is_file():
+        raise MatrixError(f"built-in illc1850 needs SciPy's test data {path}, which this SciPy lacks")
+    # the file ships inside the SciPy wheel and stores a pickled coo_matrix (SciPy's own
+    # test reads it the same way); nothing user-supplied is unpickled here
+    with np.load(path, allow_pickle=True) as data:
+        m = data["A_real"].item()
+    return canonical(m, what="illc1850"), f"SciPy {scipy.__version__} {path.name}[A_real] (Harwell-Boeing ILLC1850)"
+
+
+def _pyamg(name: str) -> Callable[[], tuple[sp.csr_matrix, str]]:
+    def load() -> tuple[sp.csr_matrix, str]:
+        try:
+            import pyamg
+        except ImportError:
+            raise MatrixError(f"built-in {name} needs pyamg: pip install 'pyamg>=5'") from None
+        return canonical(pyamg.gallery.load_example(name)["A"], what=name), \
+            f"pyamg {pyamg.__version__} gallery.load_example({name!r})"
+    return load
+
+
+def _metis(name: str) -> Callable[[], tuple[sp.csr_matrix, str]]:
+    def load() -> tuple[sp.csr_matrix, str]:
+        path = METIS_DIR / f"{name}.graph"
+        if not path.is_file():
+            raise MatrixError(f"built-in {name} needs {path}: apt-get install libmetis-doc")
+        return read_metis(path), f"METIS graph {path}"
+    return load
+
+
+def prune_unstructured(w: np.ndarray, *, density: float) -> np.ndarray:
+    """Keep the ``round(density * w.size)`` entries of largest magnitude (ties broken by
+    position), zero the rest: unstructured magnitude pruning of a whole matrix."""
+    if not 0.0 < density <= 1.0:
+        raise ValueError(f"density = {density} is not allowed: must be in (0, 1]")
+    keep = int(round(density * w.size))
+    order = np.argsort(-np.abs(w).ravel(), kind="stable")
+    out = np.zeros_like(w)
+    out.ravel()[order[:keep]] = w.ravel()[order[:keep]]
+    return out
+
+
+_HF_FFN = {"up": "intermediate.dense", "down": "output.dense"}
+
+
+def _minilm_weight(which: str) -> Callable[[], tuple[sp.csr_matrix, str]]:
+    def load() -> tuple[sp.csr_matrix, str]:
+        from .minilm import load_weights
+        from .quant import quantize_per_channel
+
+        try:
+            w = load_weights()[f"encoder.layer.0.{_HF_FFN[which]}.weight"]
+        except FileNotFoundError as exc:
+            raise MatrixError(str(exc)) from None
+        q, _ = quantize_per_channel(prune_unstructured(w, density=0.1), axis=0)
+        return canonical(q.astype(np.int64), what=f"minilm-ffn-{which}"), \
+            (f"all-MiniLM-L6-v2 layer 0 ffn.{which} weight {w.shape[0]}x{w.shape[1]}, 90% unstructured "
+             "magnitude pruning, int8 per-channel")
+    return load
+
+
+def _minilm_acts(which: str) -> Callable[[], tuple[sp.csr_matrix, str]]:
+    layer = {"ln": "layer0.ffn.up", "gelu": "layer0.ffn.down"}[which]
+
+    def load() -> tuple[sp.csr_matrix, str]:
+        from .pipeline import pruned_minilm
+
+        try:
+            x = pruned_minilm(2, 4).layer(layer).x_q  # [T, K] int8, real text through the 2:4 int8 network
+        except FileNotFoundError as exc:
+            raise MatrixError(str(exc)) from None
+        relu = np.maximum(x.astype(np.int64), 0).T     # [K, T]: the right operand of W @ X^T
+        return canonical(relu, what=f"minilm-{which}-acts"), \
+            (f"ReLU of the real int8 input activations of {layer} (2:4 MiniLM, {x.shape[0]} tokens of the "
+             f"sample text), transposed to {relu.shape[0]}x{relu.shape[1]}")
+    return load
+
+
+#: built-in name -> loader returning (canonical CSR, source description)
+BUILTINS: dict[str, Callable[[], tuple[sp.csr_matrix, str]]] = {
+    "illc1850": _illc1850,
+    **{n: _pyamg(n) for n in ("airfoil", "bar", "knot", "recirc_flow", "unit_square", "unit_cube")},
+    **{n: _metis(n) for n in ("4elt", "copter2", "mdual")},
+    "minilm-ffn-up": _minilm_weight("up"),        # 1536 x 384
+    "minilm-ffn-down": _minilm_weight("down"),    # 384 x 1536
+    "minilm-ln-acts": _minilm_acts("ln"),         # 384 x T: right operand of minilm-ffn-up
+    "minilm-gelu-acts": _minilm_acts("gelu"),     # 1536 x T: right operand of minilm-ffn-down
+}
+
+
+def builtin_available(name: str) -> bool:
+    """Whether built-in ``name`` can load here (its package or file is installed)."""
+    if name in ("airfoil", "bar", "knot", "recirc_flow", "unit_square", "unit_cube"):
+        try:
+            import pyamg  # noqa: F401
+        except ImportError:
+            return False
+        return True
+    if name in ("4elt", "copter2", "mdual"):
+        return (METIS_DIR / f"{name}.graph").is_file()
+    return name in BUILTINS
+
+
+_CACHE: dict[str, tuple[sp.csr_matrix, str]] = {}
+
+
+def load_matrix(spec: str) -> NamedMatrix:
+    """Load a built-in name or a file (by suffix: ``.mtx``, ``.npz``, ``.graph``/``.metis``).
+    A trailing ``.T`` on a built-in name transposes it."""
+    if not isinstance(spec, str) or not spec:
+        raise MatrixError("matrix name must be a non-empty string")
+    if spec.endswith(".T") and spec[:-2] in BUILTINS:
+        return load_matrix(spec[:-2]).transpose()
+    if spec in BUILTINS:
+        if spec not in _CACHE:
+            _CACHE[spec] = BUILTINS[spec]()
+        m, src = _CACHE[spec]
+        return NamedMatrix(name=spec, matrix=m.copy(), source=src)
+    path = Path(spec)
+    suffix = path.suffix.lower()
+    if suffix in (".mtx", ".mm") or path.name.lower().endswith(".mtx.gz"):
+        reader = read_matrix_market
+    elif suffix == ".npz":
+        reader = read_npz
+    elif suffix in (".graph", ".metis"):
+        reader = read_metis
+    else:
+        raise MatrixError(f"matrix {spec!r} is not a built-in ({', '.join(BUILTINS)}) nor a file ending in "
+                          ".mtx, .npz or .graph")
+    if not path.is_file():
+        raise MatrixError(f"matrix file {spec!r} does not exist")
+    return NamedMatrix(name=path.stem, matrix=reader(path), source=str(os.path.abspath(path)))
+
+
+# ------------------------------------------------------------------ golden
+def check_product_shapes(a: NamedMatrix, b: NamedMatrix, *, b_given: bool = True) -> None:
+    """Raise :class:`MatrixError` unless ``a @ b`` is defined. ``b_given=False`` means B
+    defaulted to A, so the message says that A x A needs a square A."""
+    if not b_given and a.shape[0] != a.shape[1]:
+        raise MatrixError(f"A = {a.name} is {a.shape[0]}x{a.shape[1]}, not square, so A x A is undefined: "
+                          f"give --b (e.g. --b {a.name}.T)")
+    if a.shape[1] != b.shape[0]:
+        raise MatrixError(f"shape mismatch: A = {a.name} is {a.shape[0]}x{a.shape[1]} and B = {b.name} is "
+                          f"{b.shape[0]}x{b.shape[1]}: A's {a.shape[1]} columns must equal B's {b.shape[0]} rows")
+
+
+def golden_spgemm(a: sp.csr_matrix, b: sp.csr_matrix) -> sp.csr_matrix:
+    """SciPy's ``A @ B`` in canonical form: the reference every dataflow and the RTL match."""
+    if a.shape[1] != b.shape[0]:
+        raise MatrixError(f"shape mismatch: {a.shape[0]}x{a.shape[1]} times {b.shape[0]}x{b.shape[1]}")
+    return canonical(a @ b, what="A @ B")
