@@ -75,9 +75,12 @@ class LayerMapping:
     ntiles: int
     token_block: int
     n_block: int
+    k_block: int              # k-tiles per run (== ktiles unless the reduction is split)
     loop_order: str           # "tokens-outer" | "weights-outer"
     run_tokens: np.ndarray    # tokens streamed per tile in each run
-    run_ntiles: np.ndarray    # n-tiles in each run (each with all ktiles)
+    run_ntiles: np.ndarray    # n-tiles in each run
+    run_ktiles: np.ndarray    # k-tiles in each run (its k-block)
+    run_accumulate: np.ndarray  # the run adds onto partial sums of earlier k-blocks
     run_out_cols: np.ndarray  # real output columns written back by each run
     fetch_act_bytes: np.ndarray
     fetch_wgt_bytes: np.ndarray
@@ -114,31 +117,34 @@ def map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | 
     out_cap = spec.output_buffer_kib * 1024 // half
 
     tile_wgt = spec.rows * wb["wgt"]                 # one tile's weight words
-    n_block = min(NT, wgt_cap // (KT * tile_wgt))
-    if n_block < 1:
-        raise MappingError(f"layer {layer.name}: one column of weight tiles needs {KT * tile_wgt} bytes but "
-                           f"weight_buffer_kib = {spec.weight_buffer_kib} gives {wgt_cap} per buffer: "
-                           "raise weight_buffer_kib")
-    act_per_token = KT * wb["act"]
-    if act_per_token > act_cap:
-        raise MappingError(f"layer {layer.name}: one token's activations need {act_per_token} bytes but "
-                           f"input_buffer_kib = {spec.input_buffer_kib} gives {act_cap} per buffer: "
-                           "raise input_buffer_kib")
-    # shrink the weight block until at least one token's accumulators fit
-    while n_block > 1 and out_cap // (n_block * wb["out"]) < 1:
-        n_block -= 1
-    if out_cap // (n_block * wb["out"]) < 1:
+    if tile_wgt > wgt_cap:
+        raise MappingError(f"layer {layer.name}: one weight tile needs {tile_wgt} bytes but weight_buffer_kib = "
+                           f"{spec.weight_buffer_kib} gives {wgt_cap} per buffer: raise weight_buffer_kib")
+    if wb["act"] > act_cap:
+        raise MappingError(f"layer {layer.name}: one activation word needs {wb['act']} bytes but input_buffer_kib = "
+                           f"{spec.input_buffer_kib} gives {act_cap} per buffer: raise input_buffer_kib")
+    if wb["out"] > out_cap:
         raise MappingError(f"layer {layer.name}: one token's accumulators need {wb['out']} bytes but "
                            f"output_buffer_kib = {spec.output_buffer_kib} gives {out_cap} per buffer")
-    token_block = min(T, act_cap // act_per_token, out_cap // (n_block * wb["out"]))
+    # k-block: the k-tiles of one run; the whole reduction unless one token's activations or
+    # one column of weight tiles would not fit a buffer (then partial sums stay in the
+    # output buffer across runs, which accumulate onto them)
+    k_block = min(KT, act_cap // wb["act"], wgt_cap // tile_wgt)
+    KB = math.ceil(KT / k_block)
+    n_block = min(NT, wgt_cap // (k_block * tile_wgt), out_cap // wb["out"])
+    token_block = min(T, act_cap // (k_block * wb["act"]), out_cap // (n_block * wb["out"]))
 
     TT = math.ceil(T / token_block)
     NB = math.ceil(NT / n_block)
     act_bytes_total = T * layer.k * math.ceil(spec.act_width / 8)        # compact [T, K] in DRAM
     wgt_bytes_total = NT * KT * tile_wgt
-    # DRAM bytes of the two loop orders
-    tokens_outer = act_bytes_total + wgt_bytes_total * (1 if NB == 1 else TT)
-    weights_outer = wgt_bytes_total + act_bytes_total * (1 if TT == 1 else NB)
+    # DRAM bytes of the two loop orders (k-blocks always innermost): a block stays resident
+    # across the other loop only when it is the only one of its kind
+    one_k = KB == 1
+    tokens_outer = (act_bytes_total * (1 if one_k else NB)
+                    + wgt_bytes_total * (1 if (NB == 1 and one_k) else TT))
+    weights_outer = (wgt_bytes_total * (1 if one_k else TT)
+                     + act_bytes_total * (1 if (TT == 1 and one_k) else NB))
     order = "tokens-outer" if tokens_outer <= weights_outer else "weights-outer"
 
     tok_sizes = np.full(TT, token_block, dtype=np.int64)
@@ -146,23 +152,30 @@ def map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | 
     nb_sizes = np.full(NB, n_block, dtype=np.int64)
     nb_sizes[-1] = NT - n_block * (NB - 1)
     col_sizes = np.minimum(nb_sizes * spec.cols, layer.n_out - np.arange(NB) * n_block * spec.cols)
+    kb_sizes = np.full(KB, k_block, dtype=np.int64)
+    kb_sizes[-1] = KT - k_block * (KB - 1)
+    # reduction indices (of the real K) each k-block covers
+    k_per_tile = spec.rows * group
+    kb_k = np.minimum(kb_sizes * k_per_tile, layer.k - np.arange(KB) * k_block * k_per_tile)
 
     if order == "tokens-outer":
-        ti, bi = np.meshgrid(np.arange(TT), np.arange(NB), indexing="ij")
+        ti, bi, ki = np.meshgrid(np.arange(TT), np.arange(NB), np.arange(KB), indexing="ij")
     else:
-        bi, ti = np.meshgrid(np.arange(NB), np.arange(TT), indexing="ij")
-    ti, bi = ti.ravel(), bi.ravel()
+        bi, ti, ki = np.meshgrid(np.arange(NB), np.arange(TT), np.arange(KB), indexing="ij")
+    ti, bi, ki = ti.ravel(), bi.ravel(), ki.ravel()
     run_tokens = tok_sizes[ti]
     run_ntiles = nb_sizes[bi]
+    run_ktiles = kb_sizes[ki]
     run_cols = col_sizes[bi]
     # a block is fetched when it differs from the one the previous run used
-    new_t = np.ones(len(ti), dtype=bool)
-    new_b = np.ones(len(bi), dtype=bool)
-    new_t[1:] = ti[1:] != ti[:-1]
-    new_b[1:] = bi[1:] != bi[:-1]
-    fetch_act = np.where(new_t, run_tokens * layer.k * math.ceil(spec.act_width / 8), 0)
-    fetch_wgt = np.where(new_b, run_ntiles * KT * tile_wgt, 0)
-    writeback = run_tokens * run_cols * wb["acc"]
+    new_act = np.ones(len(ti), dtype=bool)
+    new_wgt = np.ones(len(bi), dtype=bool)
+    new_act[1:] = (ti[1:] != ti[:-1]) | (ki[1:] != ki[:-1])
+    new_wgt[1:] = (bi[1:] != bi[:-1]) | (ki[1:] != ki[:-1])
+    fetch_act = np.where(new_act, run_tokens * kb_k[ki] * math.ceil(spec.act_width / 8), 0)
+    fetch_wgt = np.where(new_wgt, run_ntiles * run_ktiles * tile_wgt, 0)
+    last_k = ki == KB - 1
+    writeback = np.where(last_k, run_tokens * run_cols * wb["acc"], 0)
 
     reps = layer.count
 
@@ -171,8 +184,9 @@ def map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | 
 
     return LayerMapping(
         layer=layer, mode=mode, sparsity=sparsity, group=group, ktiles=KT, ntiles=NT,
-        token_block=int(token_block), n_block=int(n_block), loop_order=order,
-        run_tokens=rep(run_tokens), run_ntiles=rep(run_ntiles), run_out_cols=rep(run_cols),
+        token_block=int(token_block), n_block=int(n_block), k_block=int(k_block), loop_order=order,
+        run_tokens=rep(run_tokens), run_ntiles=rep(run_ntiles), run_ktiles=rep(run_ktiles),
+        run_accumulate=rep(ki > 0), run_out_cols=rep(run_cols),
         fetch_act_bytes=rep(fetch_act), fetch_wgt_bytes=rep(fetch_wgt), writeback_bytes=rep(writeback),
     )
 

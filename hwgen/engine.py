@@ -67,8 +67,10 @@ class GemmEngine(wiring.Component):
     """Ports:
 
     - ``start`` (pulse while idle), ``cfg_tokens`` (T >= 1), ``cfg_ktiles``,
-      ``cfg_ntiles`` (>= 1; held stable while busy); ``busy``; ``done`` (high from the end
-      of a run until the next ``start``).
+      ``cfg_ntiles`` (>= 1; held stable while busy); ``cfg_accumulate``: add the run's
+      results onto the output memory instead of overwriting it on the first k-tile (a
+      reduction split over several runs, each with its own block of K); ``busy``; ``done``
+      (high from the end of a run until the next ``start``).
     - ``act_we``/``act_addr``/``act_wdata``, ``wgt_we``/``wgt_addr``/``wgt_wdata``: host
       writes into the activation and weight memories (while idle).
     - ``out_addr``/``out_rdata``: host read of the output memory (one cycle latency).
@@ -92,6 +94,7 @@ class GemmEngine(wiring.Component):
             "cfg_tokens": In(range(act_depth + 1)),
             "cfg_ktiles": In(range(max_tiles + 1)),
             "cfg_ntiles": In(range(max_tiles + 1)),
+            "cfg_accumulate": In(1),
             "busy": Out(1),
             "done": Out(1),
             "act_we": In(1),
@@ -224,7 +227,7 @@ class GemmEngine(wiring.Component):
             last_tile.eq((st_kt == self.cfg_ktiles - 1) & (st_nt == self.cfg_ntiles - 1)),
             tag.valid.eq(st_issue),
             tag.first.eq(st_t == 0),
-            tag.acc.eq(st_kt != 0),
+            tag.acc.eq((st_kt != 0) | self.cfg_accumulate),
             tag.last.eq(last_tile & (st_t == self.cfg_tokens - 1)),
             tag.addr.eq(st_out_base + st_t),
         ]

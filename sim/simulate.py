@@ -164,8 +164,7 @@ def _memory_timeline(spec: HardwareSpec, compute: np.ndarray, fetch: np.ndarray,
 
 def simulate_layer(spec: HardwareSpec, mp: LayerMapping) -> LayerResult:
     lay = mp.layer
-    KT = mp.ktiles
-    tiles = mp.run_ntiles * KT
+    tiles = mp.run_ntiles * mp.run_ktiles
     compute = np.array([run_cycles(spec, tokens=int(t), tiles=int(j))
                         for t, j in zip(mp.run_tokens, tiles)], dtype=np.int64)
     fetch = mp.fetch_act_bytes + mp.fetch_wgt_bytes
@@ -176,7 +175,8 @@ def simulate_layer(spec: HardwareSpec, mp: LayerMapping) -> LayerResult:
     wbytes = {k: math.ceil(v / 8) for k, v in bits.items()}
     vectors = int((mp.run_tokens * tiles).sum())                 # activation words streamed
     issued = vectors * spec.rows * spec.cols * spec.n            # multiplier operations
-    acc_rmw = int((mp.run_tokens * mp.run_ntiles * (2 * KT - 1)).sum())  # out-word writes + reads
+    # out-word writes + reads: every k-tile writes, all but a fresh run's first k-tile read
+    acc_rmw = int((mp.run_tokens * mp.run_ntiles * (2 * mp.run_ktiles - 1 + mp.run_accumulate)).sum())
     sram = {
         "act_read": vectors * wbytes["act"],
         "wgt_read": int(tiles.sum()) * spec.rows * wbytes["wgt"],

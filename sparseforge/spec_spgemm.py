@@ -1,7 +1,10 @@
-"""``[spgemm]``: the SpGEMM unit with scratchpad hashing (SMASH-style, see docs).
+"""``[spgemm]``: the SpGEMM machine with scratchpad hashing (SMASH-style, see docs/spgemm.md).
 
-Values the SMASH thesis does not publish (hash function, table size, probing, banks,
-latencies) are documented defaults, not measurements.
+A PIUMA-like machine: ``pes`` single-issue cores, each with a scratchpad holding one hash
+table of ``table_entries`` entries (split into ``banks`` fragments in SMASH V3), shared
+DRAM with the top-level ``dram_bandwidth_gbps``/``dram_latency_ns`` and accessed in
+``dram_access_bytes`` units. Values the SMASH thesis does not publish (hash function,
+table size, probing, banks, latencies, window) are documented defaults, not measurements.
 """
 
 from __future__ import annotations
@@ -11,34 +14,61 @@ from typing import ClassVar
 
 from .specbase import Section
 
-__all__ = ["SpgemmSpec"]
+__all__ = ["SpgemmSpec", "SMASH_VERSIONS"]
+
+#: v1: key and value words, CAS + fetch-add; v2: tokenised key+value word, one atomic;
+#: v3: v2 with the table fragmented into ``banks`` banks; unit: the RTL hash-merge unit
+SMASH_VERSIONS = ("v1", "v2", "v3", "unit")
 
 
 @dataclass(frozen=True, kw_only=True)
 class SpgemmSpec(Section):
     prefix: ClassVar[str] = "spgemm"
 
-    pes: int = 16                       # processing elements (threads), one hash table each
-    table_entries: int = 1024           # hash-table entries per PE (power of two)
+    pes: int = 16                       # processing elements (cores), one hash table each
+    window: int = 8                     # rows of A per window; window w runs on PE w mod pes
+    table_entries: int = 1024           # hash-table entries per PE (power of two, >= 2)
     banks: int = 4                      # banks (fragments) per table, SMASH V3
-    hash_multiplier: int = 2654435761   # multiplicative hash (j * P) mod 2^k; Knuth's 2^32/phi
+    hash_multiplier: int = 2654435761   # multiplicative hash: ((j * P) mod 2^key_width) >> shift
+    hash_bits: str = "high"             # "high": top log2(T) bits of j*P (Fibonacci); "low": (j*P) mod T
     probe: str = "linear"               # collision policy
+    smash: str = "v3"                   # the rowwise-hash variant: v1, v2, v3 or unit
     key_width: int = 32                 # bits of a column index
     value_width: int = 32               # bits of a value
-    scratchpad_cycles: int = 2          # scratchpad access latency
-    atomic_cycles: int = 2              # cycles a bank is busy for one atomic read-modify-write
+    scratchpad_kib: int = 64            # scratchpad per PE (holds the table or a dense accumulator)
+    scratchpad_cycles: int = 2          # scratchpad read latency (a dependent read waits this long)
+    atomic_cycles: int = 4              # cycles a bank is locked by one atomic read-modify-write
     dram_access_bytes: int = 8          # DRAM access granularity (PIUMA: 8 bytes)
-    overflow: str = "spill"             # a row with more distinct columns than the table
+    overflow: str = "spill"             # a row with more distinct columns than the table holds
+
+    @property
+    def table_bits(self) -> int:
+        """log2(table_entries): bits of a slot index."""
+        return self.table_entries.bit_length() - 1
+
+    @property
+    def capacity(self) -> int:
+        """Distinct keys a table holds: one entry stays empty so every linear probe
+        sequence ends at its key or at an empty entry."""
+        return self.table_entries - 1
 
     def validate(self) -> None:
-        self.positive("pes", "scratchpad_cycles", "atomic_cycles", "dram_access_bytes")
+        self.positive("pes", "window", "scratchpad_kib", "scratchpad_cycles", "atomic_cycles", "dram_access_bytes")
         self.power_of_two("table_entries", "banks")
+        if self.table_entries < 2:
+            self.fail("table_entries", "must be at least 2 (one entry always stays empty)")
         if self.banks > self.table_entries:
             self.fail("banks", f"must be at most table_entries = {self.table_entries}")
         if self.hash_multiplier < 1 or self.hash_multiplier % 2 == 0:
             self.fail("hash_multiplier", "must be a positive odd integer")
+        self.one_of("hash_bits", ("high", "low"))
         self.one_of("probe", ("linear",))
+        self.one_of("smash", SMASH_VERSIONS)
         for name in ("key_width", "value_width"):
             if not 8 <= getattr(self, name) <= 64:
                 self.fail(name, "must be 8..64 bits")
+        if self.table_bits > self.key_width:
+            self.fail("table_entries", f"must be at most 2^key_width = 2^{self.key_width}")
+        if self.hash_multiplier >= 1 << self.key_width:
+            self.fail("hash_multiplier", f"must be below 2^key_width = 2^{self.key_width}")
         self.one_of("overflow", ("spill", "error"))

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from hwgen.emit import DESIGNS
+from sparseforge.spec import list_presets
+
 from sparseforge.cli import main
 from sparseforge.spec import list_presets, load_spec
 
@@ -139,7 +142,7 @@ def test_simulate_output_file_not_created_on_error(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--hw", "nosuch"],
-     "--hw 'nosuch' is not a known preset: choose one of default, dense-16x16, sf-32x32, tiny or give a .toml file"),
+     f"--hw 'nosuch' is not a known preset: choose one of {', '.join(list_presets())} or give a .toml file"),
     (["--set", "bogus=1"],
      "unknown field 'bogus' in --set: allowed fields are act_width, clock_mhz, cols, dataflow, description, "
      "double_buffer, dram_bandwidth_gbps, dram_latency_ns, e_dram_pj_per_byte, e_mac_pj, e_sram_pj_per_byte, "
@@ -159,7 +162,7 @@ def test_simulate_output_file_not_created_on_error(tmp_path, capsys):
     (["--net", "resnet50", "--functional"],
      "--functional needs real weights: only --net minilm has them, not 'resnet50'"),
     (["--net", "resnet50", "--set", "weight_buffer_kib=1"],
-     "layer conv1: one column of weight tiles needs 1920 bytes but weight_buffer_kib = 1 gives 512 per buffer: "
+     "layer conv1: one weight tile needs 640 bytes but weight_buffer_kib = 1 gives 512 per buffer: "
      "raise weight_buffer_kib"),
     (["--net", "resnet50", "--set", "max_k=100"],
      "layer conv1: K = 147 exceeds max_k = 100 (the accumulator is sized for max_k products): raise max_k"),
@@ -255,7 +258,7 @@ def test_generate_refuses_escaping_names(name, tmp_path, capsys):
 def test_generate_unknown_design(tmp_path, capsys):
     """--design outside engine/array/pe exits 2 with one line and writes nothing."""
     assert main(["generate", "--design", "nosuch", "--out", str(tmp_path / "out")]) == 2
-    assert _one_error_line(capsys) == "--design 'nosuch' is not allowed: choose one of engine, array, pe"
+    assert _one_error_line(capsys) == f"--design 'nosuch' is not allowed: choose one of {', '.join(DESIGNS)}"
     assert _tree(tmp_path) == []
 
 

@@ -133,3 +133,30 @@ def test_other_patterns_on_a_2of8_array(tmp_path, wn, wm, group):
     case, depths, expected = _case(spec, x, gw, gemm_nm_int(x, comp))
     result = run_bench(spec, design="engine", bench="cocotb_engine", case=case, workdir=tmp_path, **depths)
     assert result["cycles"] == [expected, expected]
+
+
+def test_reduction_split_over_two_runs_accumulates(tmp_path):
+    """A GEMM whose K is split into two blocks, run one after the other with cfg_accumulate set
+    for the second: the output memory ends with the full product (bit-exact), and each run
+    takes exactly the simulator's cycles for its own tiles."""
+    spec = HardwareSpec(rows=4, cols=4, n=2, m=4, max_k=4096)
+    x, w = _real_operands(2, 4, "layer1.attn.q", tokens=7, k=50, n_out=9)
+    comp = compress(w, 2, 4)
+    k1 = spec.rows * spec.m * 2                      # first block: two k-tiles
+    phases = []
+    for lo, hi, accumulate in ((0, k1, 0), (k1, 50, 1)):
+        c = compress(w[:, lo:hi], 2, 4)
+        gw = grouped_sparse(c.values, c.indices, n=2, m=4, k=hi - lo, spec=spec)
+        img = memory_image(spec, x[:, lo:hi], gw)
+        phases.append({"act": [f"{a:x}" for a in img.act], "wgt": [f"{b:x}" for b in img.wgt],
+                       "ktiles": img.tiling.ktiles, "accumulate": accumulate,
+                       "expected_cycles": run_cycles(spec, tokens=7, tiles=img.tiling.tiles)})
+        ntiles = img.tiling.ntiles
+    full = memory_image(spec, x, grouped_sparse(comp.values, comp.indices, n=2, m=4, k=50, spec=spec))
+    assert np.array_equal(full.expected.transpose(1, 0, 2).reshape(7, -1)[:, :9], gemm_nm_int(x, comp))
+    case = {"phases": phases, "tokens": 7, "ntiles": ntiles, "cols": spec.cols, "acc_width": spec.acc_width,
+            "expected": full.expected.tolist(), "timeout_cycles": 10000}
+    depths = {"act_depth": max(len(p["act"]) for p in phases), "wgt_depth": max(len(p["wgt"]) for p in phases),
+              "out_depth": ntiles * 7}
+    result = run_bench(spec, design="engine", bench="cocotb_engine", case=case, workdir=tmp_path, **depths)
+    assert result["cycles"] == [p["expected_cycles"] for p in phases]

@@ -187,24 +187,41 @@ def test_count_repeats_the_runs():
 
 
 def test_weight_buffer_too_small():
-    """A weight buffer that cannot hold one column of weight tiles is a MappingError naming
+    """A weight buffer that cannot hold one weight tile is a MappingError naming
     the layer, the bytes needed and the setting to raise."""
     spec = HardwareSpec().with_overrides(["weight_buffer_kib=1"])
     with pytest.raises(MappingError) as info:
         map_network(spec, RESNET, (2, 4))
-    # conv1: K = 147 -> 37 groups of 4 -> 3 k-tiles of 16 rows of 40-byte weight words
-    assert str(info.value) == ("layer conv1: one column of weight tiles needs 1920 bytes but "
+    # one tile is 16 rows of 40-byte weight words
+    assert str(info.value) == ("layer conv1: one weight tile needs 640 bytes but "
                                "weight_buffer_kib = 1 gives 512 per buffer: raise weight_buffer_kib")
 
 
-def test_input_buffer_too_small():
-    """An input buffer that cannot hold one token's activations is a MappingError."""
-    spec = HardwareSpec(input_buffer_kib=1)
+def test_input_buffer_too_small_for_one_word():
+    """An input buffer that cannot hold one activation word is a MappingError."""
+    spec = HardwareSpec(rows=128, m=8, n=2, input_buffer_kib=1)
     with pytest.raises(MappingError) as info:
-        map_layer(spec, _layer(8, 4096, 16, name="big"), (2, 4))
-    # 4096 / 4 = 1024 groups -> 64 k-tiles of one 64-byte activation word
-    assert str(info.value) == ("layer big: one token's activations need 4096 bytes but "
+        map_layer(spec, _layer(8, 4096, 16, name="big"), (2, 8))
+    assert str(info.value) == ("layer big: one activation word needs 1024 bytes but "
                                "input_buffer_kib = 1 gives 512 per buffer: raise input_buffer_kib")
+
+
+def test_long_reduction_is_split_into_k_blocks():
+    """When one token's activations do not fit an input-buffer half, the reduction is split
+    into k-blocks: every (token, n-tile, k-tile) is still covered exactly once, every k-block
+    after the first accumulates, outputs are written back once after the last k-block, and
+    each k-slice of activations and weights is fetched from DRAM."""
+    spec = HardwareSpec(input_buffer_kib=1)                 # 512 B per half: 8 words of 64 B
+    layer = _layer(8, 4096, 40, name="big")
+    mp = map_layer(spec, layer, (2, 4))
+    assert mp.ktiles == 64 and mp.k_block == 8
+    assert int((mp.run_tokens * mp.run_ntiles * mp.run_ktiles).sum()) == 8 * mp.ntiles * 64
+    assert (mp.run_accumulate == (np.arange(mp.runs) % 8 != 0)).all()
+    assert (mp.writeback_bytes[~(np.arange(mp.runs) % 8 == 7)] == 0).all()
+    assert int(mp.writeback_bytes.sum()) == 8 * 40 * 4
+    assert int(mp.fetch_act_bytes.sum()) == 8 * 4096 * (1 if mp.n_block == mp.ntiles else mp.ntiles // mp.n_block)
+    res = simulate_layer(spec, mp)
+    assert res.cycles >= res.compute_cycles > 0
 
 
 def test_output_buffer_too_small():

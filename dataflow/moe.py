@@ -1,0 +1,149 @@
+"""Map MoE layers onto the accelerator: expert sizes, expert GEMM cycles, queues, on-chip memory.
+
+An expert ``W2 GELU(W1 x)`` runs on the same weight-stationary array as every other GEMM
+(:mod:`hwgen.engine`), as two engine runs over the tokens it serves: ``[n, D] x [D -> H]``
+then ``[n, H] x [H -> D]``, in dense mode (the M3ViT weights are dense). Their cycles are
+:func:`sim.engine.run_cycles` -- the RTL's exact count -- for ``n`` tokens: the whole queue
+of the expert when the layer runs expert by expert, one token when it runs token by token.
+Expert weights come from an expert buffer, so a run's weights never wait for DRAM; the
+schedules (:mod:`sim.moe`) decide when an expert's weights are loaded.
+
+On-chip memory of each schedule (bytes; the array's own weight/input/output buffers are
+shared by all and reported separately):
+
+===============  ===========================  ======================  ==========================
+part             naive (token by token)       cache (token by token)  reorder (expert by expert)
+===============  ===========================  ======================  ==========================
+expert weights   every expert of every layer  ``cached_experts`` per  ``expert_buffers`` in all
+                                              MoE layer
+token queues     --                           --                      ``E x queue_depth`` entries
+token buffer     one token in, one out        one token in, one out   the layer's ``T`` tokens in
+                                                                      (gather) and ``T`` outputs
+                                                                      (scatter-add)
+expert hidden    one token                    one token               the longest queue
+===============  ===========================  ======================  ==========================
+
+Tokens are held at activation width, outputs at accumulator width (the engine has no
+requantiser, see docs/timing.md), hidden values at activation width.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from models.moe import MoeVitConfig
+from sparseforge.spec import HardwareSpec
+
+from .layout import tiling
+from .mapper import MappingError, word_bytes
+
+__all__ = ["SCHEDULES", "ExpertMapping", "map_experts", "queue_entry_bits", "onchip_bytes", "array_buffer_bytes",
+           "quantize_gates"]
+
+#: The three schedules, in report order.
+SCHEDULES = ("naive", "cache", "reorder")
+
+
+@dataclass(frozen=True)
+class ExpertMapping:
+    """How one expert of ``cfg`` runs on ``spec``.
+
+    Attributes:
+        bytes: weights of one expert (``W1`` and ``W2``; biases are not modelled).
+        tiles1, tiles2: array tiles of the two GEMMs (``ktiles * ntiles``).
+        load_cycles: DRAM latency plus ``bytes`` at the DRAM bandwidth, in clock cycles.
+        token_cycles: compute cycles of one token through the expert (two one-token runs).
+    """
+
+    bytes: int
+    tiles1: int
+    tiles2: int
+    load_cycles: int
+    token_cycles: int
+    spec: HardwareSpec
+
+    def compute_cycles(self, tokens: np.ndarray | int) -> np.ndarray:
+        """Compute cycles of an expert serving ``tokens`` tokens in one go (two engine runs);
+        0 for an empty queue. Vectorised over an array of queue lengths."""
+        n = np.asarray(tokens, dtype=np.int64)
+        out = np.zeros(n.shape, dtype=np.int64)
+        for v in np.unique(n[n > 0]):
+            out[n == v] = _two_runs(self.spec, int(v), self.tiles1, self.tiles2)
+        return out
+
+
+@lru_cache(maxsize=4096)
+def _two_runs(spec: HardwareSpec, tokens: int, tiles1: int, tiles2: int) -> int:
+    from sim.engine import run_cycles
+
+    return run_cycles(spec, tokens=tokens, tiles=tiles1) + run_cycles(spec, tokens=tokens, tiles=tiles2)
+
+
+def map_experts(spec: HardwareSpec, cfg: MoeVitConfig) -> ExpertMapping:
+    """Map one expert of ``cfg`` onto ``spec``; :class:`MappingError` if it does not fit an
+    expert buffer."""
+    wb = math.ceil(spec.weight_width / 8)
+    nbytes = 2 * cfg.embed * cfg.expert_hidden * wb
+    cap = spec.moe.expert_buffer_kib * 1024
+    if nbytes > cap:
+        raise MappingError(
+            f"an expert ({cfg.embed} -> {cfg.expert_hidden} -> {cfg.embed}, {spec.weight_width}-bit weights) needs "
+            f"{nbytes} bytes ({nbytes / 1024:.0f} KiB) but moe.expert_buffer_kib = {spec.moe.expert_buffer_kib} "
+            f"holds {cap}: raise moe.expert_buffer_kib to at least {math.ceil(nbytes / 1024)}")
+    group = spec.n                          # dense mode
+    t1 = tiling(spec, tokens=1, k=cfg.embed, n_out=cfg.expert_hidden, group=group)
+    t2 = tiling(spec, tokens=1, k=cfg.expert_hidden, n_out=cfg.embed, group=group)
+    tiles1, tiles2 = t1.ktiles * t1.ntiles, t2.ktiles * t2.ntiles
+    load = spec.dram_latency_cycles + math.ceil(nbytes / spec.dram_bytes_per_cycle)
+    return ExpertMapping(bytes=nbytes, tiles1=tiles1, tiles2=tiles2, load_cycles=load,
+                         token_cycles=_two_runs(spec, 1, tiles1, tiles2), spec=spec)
+
+
+def queue_entry_bits(spec: HardwareSpec, cfg: MoeVitConfig) -> int:
+    """Bits of one queue entry: a token id (enough bits for ``queue_depth`` tokens) and its
+    gate value (``moe.gate_width`` bits)."""
+    return max(1, (max(cfg.tokens, spec.moe.queue_depth) - 1).bit_length()) + spec.moe.gate_width
+
+
+def onchip_bytes(spec: HardwareSpec, cfg: MoeVitConfig, schedule: str, *, longest_queue: int) -> dict[str, int]:
+    """On-chip memory of the MoE unit under ``schedule`` (see the module table), by part.
+    ``longest_queue``: the most tokens any expert serves in one layer (sizes the reorder
+    schedule's hidden buffer)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule = {schedule!r} is not allowed: choose one of {', '.join(SCHEDULES)}")
+    wb = word_bytes(spec)
+    act = math.ceil(spec.act_width / 8)
+    slot = spec.moe.expert_buffer_kib * 1024
+    d, h, t = cfg.embed, cfg.expert_hidden, cfg.tokens
+    if schedule == "naive":
+        experts = cfg.moe_layers * cfg.experts * slot
+    elif schedule == "cache":
+        experts = cfg.moe_layers * spec.moe.cached_experts * slot
+    else:
+        experts = spec.moe.expert_buffers * slot
+    if schedule == "reorder":
+        queues = math.ceil(cfg.experts * spec.moe.queue_depth * queue_entry_bits(spec, cfg) / 8)
+        tokens = t * d * act + t * d * wb["acc"]
+        hidden = longest_queue * h * act
+    else:
+        queues = 0
+        tokens = d * act + d * wb["acc"]
+        hidden = h * act
+    return {"experts": experts, "queues": queues, "tokens": tokens, "hidden": hidden,
+            "total": experts + queues + tokens + hidden}
+
+
+def array_buffer_bytes(spec: HardwareSpec) -> int:
+    """The array's own weight, input and output buffers (shared by every layer)."""
+    return (spec.weight_buffer_kib + spec.input_buffer_kib + spec.output_buffer_kib) * 1024
+
+
+def quantize_gates(gates: np.ndarray, width: int) -> np.ndarray:
+    """Gate probabilities as the queues store them: unsigned fixed point with ``width``
+    fraction bits, rounded to nearest and saturated at ``2**width - 1``."""
+    q = np.rint(np.asarray(gates, dtype=np.float64) * (1 << width))
+    return np.minimum(q, (1 << width) - 1).astype(np.int64)

@@ -1,0 +1,657 @@
+"""M3ViT-style mixture-of-experts ViT: configuration, golden forward, and real routing.
+
+Three things live here, none of which knows about hardware:
+
+* :class:`MoeVitConfig` and :func:`moe_vit_forward` -- a NumPy MoE ViT (pre-LayerNorm blocks:
+  multi-head attention, then a dense MLP on even blocks and an MoE layer on odd blocks, as in
+  M3ViT). An MoE layer has ``experts`` experts ``W2 GELU(W1 x + b1) + b2`` of hidden size
+  ``expert_hidden`` and one router ``G`` per task; a token goes to the ``top_k`` experts of
+  ``softmax(G x)`` and is combined with those probabilities as gates, *without*
+  renormalisation (M3ViT's ``TopK(softmax(G x), K)``). :func:`moe_layer` and
+  :func:`moe_layer_by_expert` compute the same layer token by token and expert by expert
+  (through per-expert token queues), the reordering the hardware relies on.
+* :class:`Routing` -- the routing decisions of a sequence of single-task frames
+  (``experts[F, L, T, K]``, ``gates[F, L, T, K]``), with :func:`save_routing` /
+  :func:`load_routing` (``.npz``; shapes and values validated on load).
+* :func:`minilm_routing` -- **real routing** from MoEfication (Zhang et al., 2022) of the real
+  all-MiniLM-L6-v2: the 1536 FFN neurons of MiniLM layer ``l`` are split into ``experts``
+  equal clusters by balanced k-means over the rows of ``W_in``; MoE layer ``l`` of the ViT
+  (block ``2l + 1``) takes its routing from MiniLM layer ``l``. Each *task* is a text domain:
+  one router per task and layer is fitted by ridge regression, on that domain's tokens, to the
+  experts' activation mass (the MoEfication "ground truth"), and frames of that task are real
+  token windows of the same domain routed by that task's router. The routing statistics (load
+  skew, experts used per frame, how routing changes between tasks) are therefore those of a
+  real network on real text; only the mapping "text domain = vision task" is a stand-in,
+  because no multi-task MoE ViT checkpoint ships in any package. :func:`synthetic_routing`
+  is the labelled alternative (Zipf-skewed random routing).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .network import GemmLayer, Network
+
+__all__ = [
+    "MoeError", "MoeVitConfig", "CONFIGS", "get_config", "TASKS", "init_moe_vit", "moe_vit_forward",
+    "moe_layer", "moe_layer_by_expert", "expert_queues", "route", "Routing", "save_routing", "load_routing",
+    "synthetic_routing", "minilm_routing", "moefy_ffn", "fit_router", "task_corpus", "m3vit_network",
+    "routing_stats",
+]
+
+
+class MoeError(ValueError):
+    """Bad MoE configuration, routing or routing file: one line naming the value and what is
+    allowed."""
+
+
+#: Task names and the text domain (groups of CPython's ``pydoc_data`` reference topics) that
+#: stands in for each task when routing comes from MiniLM. PASCAL-Context tasks first, then
+#: NYUD's depth.
+TASKS: dict[str, tuple[str, ...]] = {
+    "seg": ("assert", "assignment", "augassign", "break", "continue", "del", "for", "global", "if", "import",
+            "nonlocal", "pass", "raise", "return", "try", "while", "with", "compound"),
+    "parts": ("atom-identifiers", "atom-literals", "attribute-references", "binary", "bitwise", "booleans",
+              "calls", "comparisons", "exprlists", "lambda", "operator-summary", "power", "shifting",
+              "slicings", "subscriptions", "unary", "conversions", "in"),
+    "sal": ("formatstrings", "strings", "string-methods", "integers", "floating", "imaginary", "numbers",
+            "identifiers"),
+    "normals": ("dict", "lists", "typesfunctions", "typesmapping", "typesmethods", "typesmodules", "typesseq",
+                "typesseq-mutable", "truth", "bltin-code-objects", "bltin-ellipsis-object",
+                "bltin-null-object", "bltin-type-objects"),
+    "edges": ("execmodel", "naming", "exceptions", "dynamic-features", "debugger", "function", "class",
+              "async", "await", "yield", "id-classes", "else"),
+    "depth": ("customization", "attribute-access", "callable-types", "context-managers", "numeric-types",
+              "sequence-types", "specialattrs", "specialnames", "objects", "types"),
+}
+
+
+# ============================================================================ configuration
+def _int_at_least(owner: str, name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise MoeError(f"{owner}: {name} = {value!r} is not allowed: must be an integer >= {low}")
+    return int(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MoeVitConfig:
+    """Shape of an M3ViT-style MoE ViT. Defaults are M3ViT's ViT-small on 512 x 512 inputs:
+    embed 384, 12 blocks of 12 heads, MLP ratio 4, patch 16 (1024 patches + cls = 1025
+    tokens); odd blocks (1, 3, ..., 11) are MoE layers of 16 experts, top-4, expert hidden
+    384; one router per task."""
+
+    name: str = "m3vit-small"
+    embed: int = 384
+    depth: int = 12
+    heads: int = 12
+    mlp_ratio: int = 4
+    experts: int = 16
+    top_k: int = 4
+    expert_hidden: int = 384
+    tokens: int = 1025
+    patch: int = 16
+    in_chans: int = 3
+    tasks: tuple[str, ...] = tuple(TASKS)
+
+    def __post_init__(self) -> None:
+        owner = f"MoeVitConfig {self.name!r}"
+        for name, low in (("embed", 1), ("depth", 2), ("heads", 1), ("mlp_ratio", 1), ("experts", 1),
+                          ("top_k", 1), ("expert_hidden", 1), ("tokens", 1), ("patch", 1), ("in_chans", 1)):
+            object.__setattr__(self, name, _int_at_least(owner, name, getattr(self, name), low))
+        if self.top_k > self.experts:
+            raise MoeError(f"{owner}: top_k = {self.top_k} is not allowed with experts = {self.experts}: "
+                           "a token cannot choose more experts than there are (need top_k <= experts)")
+        if self.embed % self.heads:
+            raise MoeError(f"{owner}: heads = {self.heads} is not allowed with embed = {self.embed}: "
+                           "embed must be a multiple of heads")
+        tasks = tuple(self.tasks)
+        if not tasks or len(set(tasks)) != len(tasks) or not all(isinstance(t, str) and t for t in tasks):
+            raise MoeError(f"{owner}: tasks = {self.tasks!r} is not allowed: need distinct non-empty names")
+        object.__setattr__(self, "tasks", tasks)
+
+    @property
+    def moe_blocks(self) -> tuple[int, ...]:
+        """Indices of the MoE blocks: every odd block, as in M3ViT."""
+        return tuple(range(1, self.depth, 2))
+
+    @property
+    def moe_layers(self) -> int:
+        return len(self.moe_blocks)
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed // self.heads
+
+    @property
+    def mlp_hidden(self) -> int:
+        return self.embed * self.mlp_ratio
+
+    def replace(self, **changes) -> "MoeVitConfig":
+        import dataclasses
+
+        return dataclasses.replace(self, **changes)
+
+
+#: Named configurations (``--net``). ``m3vit-tiny`` has ViT-tiny's widths (embed 192, 3 heads).
+CONFIGS: dict[str, MoeVitConfig] = {
+    "m3vit-small": MoeVitConfig(),
+    "m3vit-tiny": MoeVitConfig(name="m3vit-tiny", embed=192, heads=3, expert_hidden=192),
+}
+
+
+def get_config(name: str, **changes) -> MoeVitConfig:
+    """The named configuration with ``changes`` applied (e.g. ``tokens=257``)."""
+    if name not in CONFIGS:
+        raise MoeError(f"network {name!r} is not allowed: choose one of {', '.join(CONFIGS)}")
+    return CONFIGS[name].replace(**changes) if changes else CONFIGS[name]
+
+
+def m3vit_network(cfg: MoeVitConfig) -> Network:
+    """The GEMMs of one frame that do not depend on routing, in execution order: the patch
+    embedding (``tokens - 1`` patches of ``in_chans * patch^2`` values), and per block
+    ``attn.qkv``, ``attn.scores`` and ``attn.context`` (per head), ``attn.proj``, then
+    ``mlp.fc1``/``mlp.fc2`` (dense blocks) or ``moe.router`` (MoE blocks: ``embed -> experts``).
+    Expert GEMMs depend on the routing and are issued by the MoE schedules
+    (:mod:`sim.moe`). LayerNorm, softmax, GELU and the task decoders are not GEMMs of the
+    backbone and are left out (as in :mod:`models.zoo`)."""
+    t, d = cfg.tokens, cfg.embed
+    layers = []
+    if t > 1:
+        layers.append(GemmLayer(name="patch_embed", tokens=t - 1, k=cfg.in_chans * cfg.patch ** 2, n_out=d,
+                                kind="conv", prunable=False, group="embed"))
+    for b in range(cfg.depth):
+        g = f"block{b}"
+
+        def lin(s: str, k: int, n: int) -> GemmLayer:
+            return GemmLayer(name=f"{g}.{s}", tokens=t, k=k, n_out=n, prunable=False, group=g)
+
+        layers += [
+            lin("attn.qkv", d, 3 * d),
+            GemmLayer(name=f"{g}.attn.scores", tokens=t, k=cfg.head_dim, n_out=t, kind="attention",
+                      prunable=False, group=g, count=cfg.heads),
+            GemmLayer(name=f"{g}.attn.context", tokens=t, k=t, n_out=cfg.head_dim, kind="attention",
+                      prunable=False, group=g, count=cfg.heads),
+            lin("attn.proj", d, d),
+        ]
+        if b in cfg.moe_blocks:
+            layers.append(lin("moe.router", d, cfg.experts))
+        else:
+            layers += [lin("mlp.fc1", d, cfg.mlp_hidden), lin("mlp.fc2", cfg.mlp_hidden, d)]
+    return Network(name=cfg.name, layers=tuple(layers))
+
+
+# ============================================================================ golden forward
+def _gelu(x: np.ndarray) -> np.ndarray:
+    from scipy.special import erf
+
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    mu = x.mean(axis=-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * g + b
+
+
+def route(logits: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """M3ViT's gate: ``TopK(softmax(logits), K)`` without renormalisation.
+
+    Returns ``(experts[T, K], gates[T, K])``: per token the ``K`` most probable experts in
+    descending probability (ties go to the lower expert index) and their softmax
+    probabilities, which sum to at most 1."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim != 2 or not 1 <= top_k <= logits.shape[1]:
+        raise MoeError(f"top_k = {top_k} is not allowed with {logits.shape[-1]} experts: need 1 <= top_k <= experts")
+    p = _softmax(logits)
+    order = np.argsort(-p, axis=1, kind="stable")[:, :top_k]
+    return order.astype(np.int16), np.take_along_axis(p, order, axis=1).astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class ExpertWeights:
+    """The experts of one MoE layer: ``w1[E, H, D]``, ``b1[E, H]``, ``w2[E, D, H]``, ``b2[E, D]``."""
+
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+
+
+def moe_layer(x: np.ndarray, ex: ExpertWeights, experts: np.ndarray, gates: np.ndarray) -> np.ndarray:
+    """The MoE layer token by token: ``y[t] = sum_j gates[t, j] * expert_{experts[t, j]}(x[t])``
+    (vectorised over all (token, choice) pairs)."""
+    e = experts.astype(np.int64)
+    h = _gelu(np.einsum("tkhd,td->tkh", ex.w1[e], x) + ex.b1[e])
+    out = np.einsum("tkdh,tkh->tkd", ex.w2[e], h) + ex.b2[e]
+    return np.einsum("tk,tkd->td", gates.astype(np.float64), out)
+
+
+def expert_queues(experts: np.ndarray, num_experts: int) -> list[np.ndarray]:
+    """Per-expert token queues: ``queues[e]`` = the token ids routed to expert ``e`` in the
+    order the router output stage pushes them (token order). Vectorised: one stable sort."""
+    experts = np.asarray(experts)
+    t, k = experts.shape
+    flat = experts.ravel().astype(np.int64)
+    order = np.argsort(flat, kind="stable")
+    tokens = (order // k).astype(np.int64)
+    bounds = np.searchsorted(flat[order], np.arange(num_experts + 1))
+    return [tokens[bounds[e]:bounds[e + 1]] for e in range(num_experts)]
+
+
+def moe_layer_by_expert(x: np.ndarray, ex: ExpertWeights, experts: np.ndarray, gates: np.ndarray) -> np.ndarray:
+    """The same layer expert by expert, as the reordered hardware computes it: the router
+    pushes every token into the queues of its experts; each non-empty expert then runs its
+    whole queue and scatter-adds the gated results into ``y``."""
+    num = ex.w1.shape[0]
+    y = np.zeros(x.shape, dtype=np.float64)
+    gate_of = {}
+    for e, q in enumerate(expert_queues(experts, num)):
+        if not len(q):
+            continue
+        slot = np.argmax(experts[q] == e, axis=1)             # which of the token's K choices is e
+        gate_of[e] = gates[q, slot].astype(np.float64)
+        h = _gelu(x[q] @ ex.w1[e].T + ex.b1[e])
+        out = h @ ex.w2[e].T + ex.b2[e]
+        np.add.at(y, q, gate_of[e][:, None] * out)
+    return y
+
+
+@dataclass(frozen=True, eq=False)
+class MoeVitWeights:
+    """Weights of :class:`MoeVitConfig`: ``blocks[b]`` holds the block's arrays (``ln1_g``,
+    ``qkv_w`` ... and either ``fc1_w``/``fc2_w`` or ``experts``); ``routers[task][i]`` is the
+    router ``G[E, D]`` of MoE layer ``i`` for ``task``."""
+
+    cfg: MoeVitConfig
+    blocks: tuple[dict, ...]
+    routers: dict[str, np.ndarray]
+
+
+def init_moe_vit(cfg: MoeVitConfig, *, seed: int = 0) -> MoeVitWeights:
+    """Random weights (truncated-normal-like, std 0.02 as in ViT; routers std 1/sqrt(D)), for
+    the golden model's own checks. Real routing comes from :func:`minilm_routing`."""
+    rng = np.random.default_rng(seed)
+    d, hm, he, e = cfg.embed, cfg.mlp_hidden, cfg.expert_hidden, cfg.experts
+
+    def nrm(*shape: int, std: float = 0.02) -> np.ndarray:
+        return rng.normal(0.0, std, size=shape)
+
+    blocks = []
+    for b in range(cfg.depth):
+        blk = {"ln1_g": 1 + nrm(d), "ln1_b": nrm(d), "qkv_w": nrm(3 * d, d), "qkv_b": nrm(3 * d),
+               "proj_w": nrm(d, d), "proj_b": nrm(d), "ln2_g": 1 + nrm(d), "ln2_b": nrm(d)}
+        if b in cfg.moe_blocks:
+            blk["experts"] = ExpertWeights(w1=nrm(e, he, d), b1=nrm(e, he), w2=nrm(e, d, he), b2=nrm(e, d))
+        else:
+            blk.update(fc1_w=nrm(hm, d), fc1_b=nrm(hm), fc2_w=nrm(d, hm), fc2_b=nrm(d))
+        blocks.append(blk)
+    routers = {t: nrm(cfg.moe_layers, e, d, std=1.0 / math.sqrt(d)) for t in cfg.tasks}
+    return MoeVitWeights(cfg=cfg, blocks=tuple(blocks), routers=routers)
+
+
+def moe_vit_forward(x: np.ndarray, weights: MoeVitWeights, *, task: str,
+                    routing: tuple[np.ndarray, np.ndarray] | None = None,
+                    by_expert: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One single-task frame through the backbone.
+
+    Args:
+        x: embedded tokens ``[T, embed]`` (patch embeddings + cls, positions added).
+        task: the active task; only its routers run.
+        routing: optional ``(experts[L, T, K], gates[L, T, K])`` that replaces the routers'
+            decisions (e.g. real routing from :func:`minilm_routing`).
+        by_expert: compute MoE layers expert by expert (:func:`moe_layer_by_expert`).
+
+    Returns:
+        ``(y[T, embed], experts[L, T, K], gates[L, T, K])`` -- the output and the routing used.
+    """
+    cfg = weights.cfg
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != cfg.embed:
+        raise MoeError(f"x of shape {x.shape} is not allowed: must be [tokens, {cfg.embed}]")
+    if task not in weights.routers:
+        raise MoeError(f"task {task!r} has no router: the model has routers for {', '.join(weights.routers)}")
+    t = x.shape[0]
+    if routing is not None:
+        re, rg = (np.asarray(a) for a in routing)
+        want = (cfg.moe_layers, t, cfg.top_k)
+        if re.shape != want or rg.shape != want:
+            raise MoeError(f"routing of shapes {re.shape}/{rg.shape} is not allowed: need {want} "
+                           "(MoE layers, tokens, top_k)")
+    used_e, used_g = [], []
+    layer = 0
+    hd = cfg.head_dim
+    for b, blk in enumerate(weights.blocks):
+        h = _layer_norm(x, blk["ln1_g"], blk["ln1_b"])
+        qkv = (h @ blk["qkv_w"].T + blk["qkv_b"]).reshape(t, 3, cfg.heads, hd).transpose(1, 2, 0, 3)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        att = _softmax(q @ k.transpose(0, 2, 1) / math.sqrt(hd)) @ v          # [heads, T, hd]
+        x = x + att.transpose(1, 0, 2).reshape(t, cfg.embed) @ blk["proj_w"].T + blk["proj_b"]
+        h = _layer_norm(x, blk["ln2_g"], blk["ln2_b"])
+        if "experts" in blk:
+            if routing is None:
+                e, g = route(h @ weights.routers[task][layer].T, cfg.top_k)
+            else:
+                e, g = re[layer], rg[layer]
+            fn = moe_layer_by_expert if by_expert else moe_layer
+            x = x + fn(h, blk["experts"], e, g)
+            used_e.append(e)
+            used_g.append(g)
+            layer += 1
+        else:
+            x = x + _gelu(h @ blk["fc1_w"].T + blk["fc1_b"]) @ blk["fc2_w"].T + blk["fc2_b"]
+    return x, np.stack(used_e), np.stack(used_g)
+
+
+# ============================================================================ routing records
+@dataclass(frozen=True, eq=False)
+class Routing:
+    """Routing decisions of a frame sequence.
+
+    Attributes:
+        tasks: the task of each frame (``F`` names).
+        experts: ``[F, L, T, K]`` int16 -- frame, MoE layer, token, choice: expert ids, distinct
+            per token, in descending gate order.
+        gates: ``[F, L, T, K]`` float32 -- the softmax probabilities of those experts.
+        num_experts: ``E``.
+        source: where the decisions come from (``"minilm-moefication"``, ``"synthetic"``, ...).
+        meta: free-form description (corpus, router fit quality, ...).
+    """
+
+    tasks: tuple[str, ...]
+    experts: np.ndarray
+    gates: np.ndarray
+    num_experts: int
+    source: str
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        e, g = np.asarray(self.experts), np.asarray(self.gates)
+        if e.ndim != 4 or g.shape != e.shape:
+            raise MoeError(f"routing experts {e.shape} / gates {g.shape} is not allowed: both must be "
+                           "[frames, moe_layers, tokens, top_k]")
+        if e.shape[0] != len(self.tasks):
+            raise MoeError(f"routing has {e.shape[0]} frames but {len(self.tasks)} task names: need one per frame")
+        if not np.issubdtype(e.dtype, np.integer) or e.size and (e.min() < 0 or e.max() >= self.num_experts):
+            raise MoeError(f"routing expert ids are not allowed outside 0..{self.num_experts - 1}")
+        if e.shape[3] > self.num_experts:
+            raise MoeError(f"top_k = {e.shape[3]} is not allowed with {self.num_experts} experts: need top_k <= experts")
+        s = np.sort(e, axis=-1)
+        if e.shape[3] > 1 and np.any(s[..., 1:] == s[..., :-1]):
+            raise MoeError("routing is not allowed to send a token to the same expert twice")
+        if not np.all(np.isfinite(g)) or g.min(initial=0) < 0 or np.any(g.sum(axis=-1) > 1 + 1e-4):
+            raise MoeError("routing gates must be finite, >= 0, and sum to at most 1 per token "
+                           "(softmax probabilities without renormalisation)")
+        object.__setattr__(self, "experts", e.astype(np.int16))
+        object.__setattr__(self, "gates", g.astype(np.float32))
+
+    @property
+    def frames(self) -> int:
+        return self.experts.shape[0]
+
+    @property
+    def moe_layers(self) -> int:
+        return self.experts.shape[1]
+
+    @property
+    def tokens(self) -> int:
+        return self.experts.shape[2]
+
+    @property
+    def top_k(self) -> int:
+        return self.experts.shape[3]
+
+    def loads(self) -> np.ndarray:
+        """Tokens per expert, ``[F, L, E]`` (vectorised bincount)."""
+        f, l, t, k = self.experts.shape
+        flat = (np.arange(f * l)[:, None] * self.num_experts + self.experts.reshape(f * l, t * k)).ravel()
+        return np.bincount(flat, minlength=f * l * self.num_experts).reshape(f, l, self.num_experts)
+
+    def check(self, *, moe_layers: int, tokens: int, top_k: int, num_experts: int, what: str = "routing") -> None:
+        """Raise :class:`MoeError` unless the routing fits a model of these sizes."""
+        want = (moe_layers, tokens, top_k)
+        if self.experts.shape[1:] != want or self.num_experts != num_experts:
+            raise MoeError(f"{what} has shape (frames, layers, tokens, top_k) = {self.experts.shape} with "
+                           f"{self.num_experts} experts, which is not allowed here: need (F, {want[0]}, {want[1]}, "
+                           f"{want[2]}) with {num_experts} experts")
+
+
+def save_routing(routing: Routing, path: Path | str) -> None:
+    """Write ``routing`` as ``.npz`` atomically (a temporary file beside ``path``, then rename)."""
+    import json
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, experts=routing.experts, gates=routing.gates, tasks=np.array(routing.tasks),
+                            num_experts=np.int64(routing.num_experts), source=np.array(routing.source),
+                            meta=np.array(json.dumps(routing.meta)))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load_routing(path: Path | str) -> Routing:
+    """Read a routing file written by :func:`save_routing`; :class:`MoeError` if it is missing,
+    unreadable, lacks an array, or has arrays of the wrong shape or values."""
+    import json
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise MoeError(f"routing file {str(path)!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise MoeError(f"routing file {str(path)!r} is not a readable .npz file: {exc}") from None
+    for key in ("experts", "gates", "tasks", "num_experts", "source"):
+        if key not in data:
+            raise MoeError(f"routing file {str(path)!r} lacks array {key!r}")
+    try:
+        return Routing(tasks=tuple(str(t) for t in np.atleast_1d(data["tasks"])), experts=data["experts"],
+                       gates=data["gates"], num_experts=int(data["num_experts"]), source=str(data["source"]),
+                       meta=json.loads(str(data["meta"])) if "meta" in data else {})
+    except MoeError as exc:
+        raise MoeError(f"routing file {str(path)!r}: {exc}") from None
+
+
+def routing_stats(routing: Routing) -> dict:
+    """Load skew and expert use per frame and layer: ``max_over_mean[F, L]`` (the busiest
+    expert's tokens over the mean), ``used[F, L]`` (non-empty experts) -- and their averages."""
+    loads = routing.loads()
+    mean = loads.mean(axis=-1)
+    skew = loads.max(axis=-1) / mean
+    used = (loads > 0).sum(axis=-1)
+    return {"max_over_mean": skew, "used": used, "mean_max_over_mean": float(skew.mean()),
+            "mean_used": float(used.mean()), "min_used": int(used.min())}
+
+
+# ============================================================================ synthetic routing
+def synthetic_routing(tasks: tuple[str, ...] | list[str], *, moe_layers: int, tokens: int, num_experts: int,
+                      top_k: int, zipf: float = 1.0, seed: int = 0) -> Routing:
+    """Labelled synthetic routing (``source = "synthetic"``): per task and layer a Zipf
+    popularity over a task-specific permutation of the experts; each token draws ``top_k``
+    distinct experts by Gumbel-top-k on log popularity; gates are the softmax of the perturbed
+    log popularities. Use it to explore routing regimes, not as data."""
+    if top_k > num_experts:
+        raise MoeError(f"top_k = {top_k} is not allowed with experts = {num_experts}: need top_k <= experts")
+    tasks = tuple(tasks)
+    names = sorted(set(tasks))
+    rng = np.random.default_rng(seed)
+    ranks = np.arange(1, num_experts + 1, dtype=np.float64)
+    logpop = {}
+    for name in names:
+        perm = np.stack([rng.permutation(num_experts) for _ in range(moe_layers)])    # [L, E]
+        logpop[name] = np.log(1.0 / ranks ** zipf)[np.argsort(perm, axis=1)]
+    f = len(tasks)
+    logits = np.stack([logpop[t] for t in tasks])[:, :, None, :] + rng.gumbel(size=(f, moe_layers, tokens, num_experts))
+    e, g = route(logits.reshape(-1, num_experts), top_k)
+    shape = (f, moe_layers, tokens, top_k)
+    return Routing(tasks=tasks, experts=e.reshape(shape), gates=g.reshape(shape), num_experts=num_experts,
+                   source="synthetic", meta={"zipf": zipf, "seed": seed})
+
+
+# ============================================================================ real routing (MiniLM)
+def moefy_ffn(w_in: np.ndarray, *, experts: int, iters: int = 8, seed: int = 0) -> np.ndarray:
+    """MoEfication's expert construction: split the FFN neurons (rows of ``w_in[H, D]``) into
+    ``experts`` clusters of exactly ``H / experts`` neurons by balanced k-means on the
+    L2-normalised rows (assignment: greedily take the globally closest (neuron, centroid)
+    pairs while the centroid has room). Returns the expert of each neuron, ``[H]``."""
+    h = w_in.shape[0]
+    if h % experts:
+        raise MoeError(f"experts = {experts} is not allowed: it must divide the {h} FFN neurons")
+    size = h // experts
+    x = w_in / np.linalg.norm(w_in, axis=1, keepdims=True)
+    rng = np.random.default_rng(seed)
+    cent = x[rng.choice(h, experts, replace=False)]
+    labels = np.zeros(h, dtype=np.int64)
+    for _ in range(iters):
+        dist = ((x[:, None, :] - cent[None]) ** 2).sum(-1)                     # [H, E]
+        order = np.argsort(dist, axis=None, kind="stable")
+        neuron, clus = np.unravel_index(order, dist.shape)
+        room = np.full(experts, size)
+        labels = np.full(h, -1)
+        left = h
+        for n_, c_ in zip(neuron.tolist(), clus.tolist()):
+            if labels[n_] < 0 and room[c_]:
+                labels[n_] = c_
+                room[c_] -= 1
+                left -= 1
+                if not left:
+                    break
+        cent = np.stack([x[labels == c].mean(0) for c in range(experts)])
+    return labels
+
+
+def _expert_mass(x: np.ndarray, w_in: np.ndarray, b_in: np.ndarray, labels: np.ndarray, experts: int) -> np.ndarray:
+    """MoEfication's ground truth: per token, the positive GELU activation mass of each
+    expert's neurons, ``[T, E]``."""
+    a = np.maximum(_gelu(x @ w_in.T + b_in), 0.0)
+    onehot = np.zeros((w_in.shape[0], experts))
+    onehot[np.arange(w_in.shape[0]), labels] = 1.0
+    return a @ onehot
+
+
+def fit_router(x: np.ndarray, mass: np.ndarray, *, ridge: float = 1e-2) -> np.ndarray:
+    """A linear router ``G[E, D]`` (no bias, as M3ViT's gate) fitted by ridge regression of
+    ``G x`` onto the per-token standardised expert mass, so that ``TopK(softmax(G x))`` picks
+    the experts with the most activation mass."""
+    z = (mass - mass.mean(1, keepdims=True)) / (mass.std(1, keepdims=True) + 1e-9)
+    a = x.T @ x + ridge * len(x) * np.eye(x.shape[1])
+    return np.linalg.solve(a, x.T @ z).T
+
+
+def task_corpus(task: str) -> str:
+    """The text domain of ``task`` (:data:`TASKS`): its CPython reference topics, joined."""
+    import pydoc_data.topics as topics
+
+    if task not in TASKS:
+        raise MoeError(f"task {task!r} has no router: tasks with a text domain are {', '.join(TASKS)}")
+    return "\n\n".join(topics.topics[name] for name in TASKS[task])
+
+
+def _ffn_inputs(task: str, n_tokens: int, weights: dict, progress: Callable[[str], None] | None) -> list[np.ndarray]:
+    """The real FFN inputs of every MiniLM layer for the first ``n_tokens`` tokens of the
+    task's corpus, run through MiniLM in sequences of at most 512 tokens: ``[L][n, 384]``."""
+    from . import minilm
+
+    tok = minilm._tokenizer()
+    body = tok.encode(task_corpus(task), add_special_tokens=False).ids
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    per = minilm.MAX_POSITIONS - 2
+    chunks = math.ceil(n_tokens / minilm.MAX_POSITIONS)
+    if chunks * per > len(body):
+        raise MoeError(f"task {task!r}: its corpus has {len(body)} tokens, fewer than the {n_tokens} needed")
+    caps: list[list[np.ndarray]] = [[] for _ in range(minilm.NUM_LAYERS)]
+    have = 0
+    for c in range(chunks):
+        size = min(minilm.MAX_POSITIONS, n_tokens - have)
+        ids = np.array([cls, *body[c * per: c * per + max(size - 2, 1)], sep][:max(size, 3)], dtype=np.int64)
+        _, cap = minilm.forward(ids, weights)
+        for l in range(minilm.NUM_LAYERS):
+            caps[l].append(cap[f"layer{l}.ffn.up"][:size].astype(np.float64))
+        have += size
+        if progress:
+            progress(f"MiniLM on {task!r} text: {have}/{n_tokens} tokens")
+    return [np.concatenate(c)[:n_tokens] for c in caps]
+
+
+def minilm_routing(tasks: tuple[str, ...] | list[str], *, tokens: int, num_experts: int = 16, top_k: int = 4,
+                   moe_layers: int = 6, stride: int | None = None, train_tokens: int = 512,
+                   weights: dict | None = None, progress: Callable[[str], None] | None = None) -> Routing:
+    """Real routing of a frame sequence from the MoEfied all-MiniLM-L6-v2 (see module doc).
+
+    Per task (its text domain, :data:`TASKS`) the first ``train_tokens`` tokens fit the task's
+    routers, and frame ``j`` of that task is the window of ``tokens`` tokens starting
+    ``train_tokens + j * stride`` (default ``stride = tokens // 8``: consecutive frames of one
+    task overlap, like consecutive video frames). MoE layer ``i`` uses MiniLM layer ``i``.
+
+    ``meta`` records, per task and layer, how often the fitted router's top-k agrees with the
+    activation-mass top-k on the frames (``router_topk_agreement``; chance is ``top_k / E``).
+    """
+    from . import minilm
+
+    tasks = tuple(tasks)
+    if top_k > num_experts:
+        raise MoeError(f"top_k = {top_k} is not allowed with experts = {num_experts}: need top_k <= experts")
+    if moe_layers > minilm.NUM_LAYERS:
+        raise MoeError(f"moe_layers = {moe_layers} is not allowed with MiniLM routing: MiniLM has "
+                       f"{minilm.NUM_LAYERS} FFN layers to MoEfy")
+    for t in tasks:
+        if t not in TASKS:
+            raise MoeError(f"task {t!r} has no router: tasks with a router are {', '.join(TASKS)}")
+    stride = max(1, tokens // 8) if stride is None else stride
+    weights = minilm.load_weights() if weights is None else weights
+    labels, w_in, b_in = [], [], []
+    for l in range(moe_layers):
+        p = f"encoder.layer.{l}.intermediate.dense."
+        w_in.append(weights[p + "weight"].astype(np.float64))
+        b_in.append(weights[p + "bias"].astype(np.float64))
+        labels.append(moefy_ffn(w_in[l], experts=num_experts, seed=l))
+    occ = {t: tasks.count(t) for t in set(tasks)}
+    per_task: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    agree: dict[str, list[float]] = {}
+    for t in sorted(occ):
+        n = train_tokens + tokens + (occ[t] - 1) * stride
+        xs = _ffn_inputs(t, n, weights, progress)
+        frames_e, frames_g = [], []
+        agree[t] = []
+        for l in range(moe_layers):
+            mass = _expert_mass(xs[l], w_in[l], b_in[l], labels[l], num_experts)
+            g_router = fit_router(xs[l][:train_tokens], mass[:train_tokens])
+            e, g = route(xs[l][train_tokens:] @ g_router.T, top_k)
+            oracle = np.argsort(-mass[train_tokens:], axis=1, kind="stable")[:, :top_k]
+            hit = (e[:, :, None] == oracle[:, None, :]).any(-1).mean()
+            agree[t].append(float(hit))
+            frames_e.append(e)
+            frames_g.append(g)
+        per_task[t] = [(np.stack(frames_e), np.stack(frames_g))]
+    seen = {t: 0 for t in occ}
+    ex, gs = [], []
+    for t in tasks:
+        j = seen[t]
+        seen[t] += 1
+        e_all, g_all = per_task[t][0]
+        ex.append(e_all[:, j * stride: j * stride + tokens])
+        gs.append(g_all[:, j * stride: j * stride + tokens])
+    return Routing(tasks=tasks, experts=np.stack(ex), gates=np.stack(gs), num_experts=num_experts,
+                   source="minilm-moefication",
+                   meta={"model": "all-MiniLM-L6-v2", "corpus": "CPython pydoc_data reference topics per task",
+                         "train_tokens": train_tokens, "stride": stride, "router_topk_agreement": agree})

@@ -1,0 +1,386 @@
+"""Timing, memory traffic and energy of SpGEMM ``C = A @ B`` on the ``[spgemm]`` machine.
+
+Four dataflows (see docs/spgemm.md for the rules and what is assumed):
+
+- ``inner``: each PE keeps a row of A in its scratchpad and merges it with every non-empty
+  column of B, streamed from DRAM in CSC: B is re-fetched once per non-empty row of A.
+- ``outer``: PEs take windows of ``k``; each outer product ``A[:,k] B[k,:]`` is written to
+  DRAM as partial products in per-row buckets, then each output row's lists are read back
+  and merged through a heap in the scratchpad.
+- ``rowwise-dense``: Gustavson with a dense accumulator of B's width per PE (and a list of
+  touched columns); if it does not fit the scratchpad it lives in DRAM.
+- ``rowwise-hash``: Gustavson merging into a scratchpad hash table (SMASH), the variant set
+  by ``spgemm.smash``: ``v1`` key and value words (probe reads, CAS on the key of a new
+  entry, fetch-add on the value), ``v2`` one tokenised key+value word (one atomic per
+  product), ``v3`` v2 with the table fragmented into ``banks`` banks, ``unit`` the RTL
+  hash-merge unit of :mod:`hwgen.hashmerge` (one slot examined per cycle).
+
+Each PE issues one operation per cycle, in order. A scratchpad read's result is needed
+before the next operation (``scratchpad_cycles`` later); a read occupies its bank for one
+cycle; an atomic read-modify-write is issued and the PE moves on, but it locks its bank for
+``atomic_cycles``. An operation on a locked bank waits: an *atomic conflict* when the locked
+entry is its own entry, a *bank conflict* otherwise. Collisions, probes and conflicts are
+counted per product from the actual column indices (:func:`dataflow.spgemm.place_rows`).
+
+The machine's time is ``max(compute, DRAM) + DRAM latency`` per phase (DRAM transfers
+overlap compute), compute being the busiest PE under the window distribution, and DRAM
+bytes / ``dram_bandwidth``. DRAM bytes are counted in ``dram_access_bytes`` units.
+Energy is scratchpad bytes x ``e_sram_pj_per_byte`` + DRAM bytes x ``e_dram_pj_per_byte`` +
+multiplies x ``e_mac_pj``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from dataflow.spgemm import (
+    DATAFLOWS, Placement, Products, SpgemmError, _ranges, expand_products, hash_slots, pe_of_rows, place_rows,
+)
+from sparseforge.spec import HardwareSpec
+from sparseforge.spec_spgemm import SMASH_VERSIONS
+
+__all__ = [
+    "SpgemmResult", "simulate_spgemm", "compare_dataflows", "ALL_VARIANTS", "unit_row_cycles",
+    "unit_row_stalls", "smash_row_timing", "RowTiming",
+]
+
+#: (dataflow, variant) of ``--dataflow all``
+ALL_VARIANTS: tuple[tuple[str, str], ...] = (
+    ("inner", ""), ("outer", ""), ("rowwise-dense", ""),
+    ("rowwise-hash", "v1"), ("rowwise-hash", "v2"), ("rowwise-hash", "v3"), ("rowwise-hash", "unit"),
+)
+
+
+@dataclass(frozen=True)
+class SpgemmResult:
+    """One simulated SpGEMM: counts, cycles, traffic (bytes) and energy (pJ)."""
+
+    dataflow: str
+    variant: str
+    shape: tuple[int, int, int]          # (M, K, N)
+    nnz_a: int
+    nnz_b: int
+    nnz_c: int
+    macs: int                            # partial products = multiplies
+    cycles: int
+    compute_cycles: int
+    dram_cycles: int
+    pe_cycles_mean: float
+    scratchpad_accesses: int
+    hash_probes: int
+    collisions: int
+    atomics: int
+    atomic_conflicts: int
+    bank_conflicts: int
+    spilled_products: int
+    dram_bytes_a: int
+    dram_bytes_b: int
+    dram_bytes_c: int
+    dram_bytes_partial: int
+    energy_pj: float
+    time_us: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataflow}-{self.variant}" if self.variant else self.dataflow
+
+    @property
+    def dram_bytes(self) -> int:
+        return self.dram_bytes_a + self.dram_bytes_b + self.dram_bytes_c + self.dram_bytes_partial
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, **asdict(self), "dram_bytes": self.dram_bytes}
+
+
+# ---------------------------------------------------------------- helpers
+def _units(nbytes: np.ndarray | int, g: int) -> np.ndarray | int:
+    """Bytes moved when ``nbytes`` contiguous bytes are accessed in ``g``-byte units."""
+    return -(-np.asarray(nbytes) // g) * g
+
+
+def _csr_bytes(nnz: int, n_ptr: int, kb: int, vb: int, g: int) -> int:
+    return int(_units(nnz * (kb + vb), g) + _units((n_ptr + 1) * kb, g))
+
+
+@dataclass(frozen=True, eq=False)
+class RowTiming:
+    """Per-row SMASH timing: cycles, and counts of operations and conflicts."""
+
+    cycles: np.ndarray
+    reads: np.ndarray
+    atomics: np.ndarray
+    atomic_conflicts: np.ndarray
+    bank_conflicts: np.ndarray
+
+
+def unit_row_cycles(prod: Products, pl: Placement) -> np.ndarray:
+    """Cycles of the RTL hash-merge unit per row (0 for a row without products), with its
+    input and outputs never stalled by the outside: 1 cycle to accept the first product and
+    read its home slot, one cycle per slot examined (the next product is accepted in the
+    cycle its predecessor resolves), and ``inserted + 2`` cycles to drain the touched-slot
+    list through the two-stage read pipeline. See docs/spgemm.md."""
+    per_row_probes = np.bincount(prod.row, weights=pl.probes, minlength=prod.shape[0]).astype(np.int64)
+    busy = prod.per_row > 0
+    return np.where(busy, 3 + per_row_probes + pl.inserted, 0)
+
+
+def unit_row_stalls(prod: Products, pl: Placement) -> np.ndarray:
+    """Cycles per row in which the unit holds ``in_ready`` low while the row still has
+    products to send: every extra probe of every product but the row's last."""
+    extra = pl.probes - 1
+    last = prod.row_ptr[1:][prod.per_row > 0] - 1
+    stalls = np.bincount(prod.row, weights=extra, minlength=prod.shape[0]).astype(np.int64)
+    stalls[prod.row[last]] -= extra[last]
+    return stalls
+
+
+def smash_row_timing(prod: Products, pl: Placement, spec: HardwareSpec, *, version: str) -> RowTiming:
+    """Per-row cycles of SMASH ``v1``/``v2``/``v3`` on one PE (see the module docstring).
+
+    Operations of a product, in order: the probe reads (``v1``: every slot examined;
+    ``v2``/``v3``: the slots holding other keys), then on the final slot ``v1``: a CAS of the
+    key if it is new and a fetch-add of the value, ``v2``/``v3``: one atomic on the token; a
+    spilled product instead ends with a store to its DRAM spill list (no bank). After the
+    products, the drain reads each inserted entry (``v1``: key and value) and clears it, one
+    operation per cycle once every bank is free, plus one read latency."""
+    s = spec.spgemm
+    sc, ac = s.scratchpad_cycles, s.atomic_cycles
+    banks = s.banks if version == "v3" else 1
+    n_rows = prod.shape[0]
+    home = hash_slots(prod.col, spec)
+    p = pl.probes
+    # per product: number of read ops and atomics
+    n_read = p if version == "v1" else p - 1
+    n_read = np.where(pl.spilled, p, n_read)
+    n_atom = np.where(pl.spilled, 0, 1 + (pl.new if version == "v1" else 0))
+    n_store = pl.spilled.astype(np.int64)
+    n_ops = n_read + n_atom + n_store
+    # flat op list: kind 0 read, 1 atomic, 2 spill store; slot of each op
+    total = int(n_ops.sum())
+    op_prod = np.repeat(np.arange(prod.count), n_ops)
+    first = np.cumsum(n_ops) - n_ops
+    pos = np.arange(total) - np.repeat(first, n_ops)
+    kind = np.where(pos < n_read[op_prod], 0, np.where(n_store[op_prod] > 0, 2, 1))
+    mask = s.table_entries - 1
+    slot = np.where(kind == 0, (home[op_prod] + pos) & mask, pl.slot[op_prod])
+    bank = slot >> (s.table_bits - (banks.bit_length() - 1))       # contiguous fragments
+    reads = np.bincount(prod.row, weights=n_read, minlength=n_rows).astype(np.int64)
+    atomics = np.bincount(prod.row, weights=n_atom, minlength=n_rows).astype(np.int64)
+    op_row = prod.row[op_prod]
+    row_ops = np.bincount(op_row, minlength=n_rows)
+    if banks == 1:
+        # one bank: every op waits for the one before it; closed form
+        cost = np.where(kind == 0, sc, np.where(kind == 1, ac, 1))
+        busy = np.bincount(op_row, weights=cost, minlength=n_rows).astype(np.int64)
+        # an op right after an atomic waits for its bank: same entry -> atomic conflict
+        same_row = np.zeros(total, dtype=bool)
+        same_row[1:] = op_row[1:] == op_row[:-1]
+        after_atomic = np.zeros(total, dtype=bool)
+        after_atomic[1:] = same_row[1:] & (kind[:-1] == 1) & (kind[1:] != 2) & (ac > 1)
+        same_slot = np.zeros(total, dtype=bool)
+        same_slot[1:] = slot[1:] == slot[:-1]
+        aconf = np.bincount(op_row[after_atomic & same_slot], minlength=n_rows)
+        bconf = np.bincount(op_row[after_atomic & ~same_slot], minlength=n_rows)
+        end = busy
+    else:
+        end, aconf, bconf = _bank_recursion(op_row, kind, slot, bank, row_ops, n_rows, banks=banks, sc=sc, ac=ac)
+    per_key = 3 if version == "v1" else 2
+    drain = np.where(pl.inserted > 0, pl.inserted * per_key + sc, 0)
+    return RowTiming(cycles=np.where(row_ops > 0, end + drain, 0), reads=reads, atomics=atomics,
+                     atomic_conflicts=aconf.astype(np.int64), bank_conflicts=bconf.astype(np.int64))
+
+
+def _bank_recursion(op_row, kind, slot, bank, row_ops, n_rows, *, banks, sc, ac):
+    """Issue every row's ops in order against ``banks`` banks, rows in parallel.
+
+    ``t = max(ready, free[bank])``; a read sets ``ready = t + sc`` and ``free[bank] >= t + 1``;
+    an atomic sets ``ready = t + 1`` and ``free[bank] = t + ac``; a spill store sets
+    ``ready = t + 1``. Returns the cycle all of a row's ops are done (ready and banks free)
+    and its atomic and bank conflicts."""
+    start = np.concatenate([[0], np.cumsum(row_ops)])[:-1]
+    order = np.argsort(-row_ops, kind="stable")
+    order = order[row_ops[order] > 0]
+    lens = row_ops[order]
+    neg = -lens
+    nr = order.size
+    ready = np.zeros(nr, dtype=np.int64)
+    free = np.zeros((nr, banks), dtype=np.int64)
+    held = np.full((nr, banks), -1, dtype=np.int64)      # entry whose atomic locks the bank
+    aconf = np.zeros(nr, dtype=np.int64)
+    bconf = np.zeros(nr, dtype=np.int64)
+    base = start[order]
+    for t in range(int(lens[0]) if nr else 0):
+        n = int(np.searchsorted(neg, -t, side="left"))
+        idx = base[:n] + t
+        k, s, b = kind[idx], slot[idx], bank[idx]
+        loc = np.arange(n)
+        rdy = ready[:n]
+        fb = free[loc, b]
+        banked = k != 2
+        wait = banked & (fb > rdy)
+        same = held[loc, b] == s
+        aconf[:n] += wait & same
+        bconf[:n] += wait & ~same
+        tt = np.where(banked, np.maximum(rdy, fb), rdy)
+        is_read, is_atom = k == 0, k == 1
+        ready[:n] = np.where(is_read, tt + sc, tt + 1)
+        newfree = np.where(is_atom, tt + ac, np.where(is_read, np.maximum(fb, tt + 1), fb))
+        free[loc, b] = newfree
+        held[loc, b] = np.where(is_atom, s, held[loc, b])   # only atomics lock a bank past one cycle
+    end = np.zeros(n_rows, dtype=np.int64)
+    a = np.zeros(n_rows, dtype=np.int64)
+    bc = np.zeros(n_rows, dtype=np.int64)
+    end[order] = np.maximum(ready, free.max(axis=1)) if nr else 0
+    a[order], bc[order] = aconf, bconf
+    return end, a, bc
+
+
+# ---------------------------------------------------------------- the simulator
+def simulate_spgemm(a: sp.csr_matrix, b: sp.csr_matrix, *, spec: HardwareSpec, dataflow: str,
+                    variant: str | None = None, products: Products | None = None,
+                    placement: Placement | None = None) -> SpgemmResult:
+    """Simulate canonical-CSR ``a @ b`` with ``dataflow``; ``variant`` picks the SMASH
+    version for ``rowwise-hash`` (default ``spec.spgemm.smash``). ``products``/``placement``
+    may be passed in to share them between dataflows."""
+    if dataflow not in DATAFLOWS:
+        raise SpgemmError(f"dataflow = {dataflow!r} is not allowed: choose one of {', '.join(DATAFLOWS)}")
+    if dataflow == "rowwise-hash":
+        variant = variant or spec.spgemm.smash
+        if variant not in SMASH_VERSIONS:
+            raise SpgemmError(f"SMASH variant {variant!r} is not allowed: choose one of {', '.join(SMASH_VERSIONS)}")
+    else:
+        variant = ""
+    if a.shape[1] != b.shape[0]:
+        raise SpgemmError(f"shape mismatch: {a.shape[0]}x{a.shape[1]} times {b.shape[0]}x{b.shape[1]}")
+    s = spec.spgemm
+    g = s.dram_access_bytes
+    kb, vb = -(-s.key_width // 8), -(-s.value_width // 8)
+    M, K = a.shape
+    N = b.shape[1]
+    prod = products if products is not None else expand_products(a, b)
+    macs = prod.count
+    nnz_a_row = np.diff(a.indptr)
+    nnz_b_row = np.diff(b.indptr)
+    pe_row = pe_of_rows(M, spec)
+    # C: distinct (row, col) keys; explicit zeros written too (the hardware cannot know)
+    if placement is not None or dataflow == "rowwise-hash":
+        placement = placement if placement is not None else place_rows(prod, spec)
+        c_row = np.bincount(prod.row[placement.key_first], minlength=M) if prod.count else np.zeros(M, np.int64)
+    else:
+        key = prod.row * np.int64(N) + prod.col
+        uk = np.unique(key)
+        c_row = np.bincount(uk // N, minlength=M) if uk.size else np.zeros(M, np.int64)
+    nnz_c = int(c_row.sum())
+    bytes_a = _csr_bytes(a.nnz, M, kb, vb, g)
+    bytes_c = _csr_bytes(nnz_c, M, kb, vb, g)
+    bytes_b = bytes_partial = 0
+    sp_acc = sp_bytes = 0
+    probes = collisions = atomics = aconf = bconf = spilled = 0
+    phases: list[tuple[np.ndarray, int]] = []     # (per-PE cycles, DRAM bytes) per phase
+    # B rows fetched per use by the row-wise dataflows: a pointer pair (one unit) + the row
+    b_row_fetch = _units(2 * kb, g) + _units(nnz_b_row * (kb + vb), g)
+    rowwise_b = int(b_row_fetch[a.indices].sum()) if a.nnz else 0
+
+    if dataflow == "inner":
+        bc = sp.csc_matrix(b)
+        nnz_b_col = np.diff(bc.indptr)
+        nb_cols = int((nnz_b_col > 0).sum())
+        live = nnz_a_row > 0
+        b_csc = _csr_bytes(b.nnz, N, kb, vb, g)
+        bytes_b = int(live.sum()) * b_csc
+        row_cyc = np.where(live, nnz_a_row * nb_cols + b.nnz, 0)
+        sp_acc = int((nnz_a_row * nb_cols).sum() + a.nnz)     # A row written once, read per column
+        sp_bytes = sp_acc * (kb + vb)
+        phases.append((np.bincount(pe_row, weights=row_cyc, minlength=s.pes), bytes_a + bytes_b + bytes_c))
+    elif dataflow == "outer":
+        ac_ = sp.csc_matrix(a)
+        nnz_a_col = np.diff(ac_.indptr)
+        per_k = nnz_a_col * nnz_b_row                       # partial products of outer product k
+        rec = _units(2 * kb + vb, g)                          # (row, col, value) record, padded
+        bytes_b = _csr_bytes(b.nnz, K, kb, vb, g)
+        bytes_a_csc = _csr_bytes(a.nnz, K, kb, vb, g)
+        bytes_a = bytes_a_csc
+        bytes_partial = int(2 * macs * rec)
+        pe_k = pe_of_rows(K, spec)
+        phases.append((np.bincount(pe_k, weights=per_k, minlength=s.pes), bytes_a + bytes_b + macs * int(rec)))
+        depth = np.ceil(np.log2(np.maximum(nnz_a_row, 1))).astype(np.int64)
+        per_row = prod.per_row
+        merge = per_row * (1 + depth * (s.scratchpad_cycles + 1))
+        sp_acc = int((per_row * (1 + 2 * depth)).sum())
+        sp_bytes = sp_acc * (2 * kb + vb)
+        phases.append((np.bincount(pe_row, weights=merge, minlength=s.pes), macs * int(rec) + bytes_c))
+    elif dataflow == "rowwise-dense":
+        bytes_b = rowwise_b
+        key = prod.row * np.int64(N) + prod.col
+        fits = N * vb + -(-N // 8) <= s.scratchpad_kib * 1024   # values + touched flags
+        per_row = prod.per_row
+        if fits:
+            row_cyc = per_row * (s.scratchpad_cycles + 1) + c_row + np.where(c_row > 0, 2 * c_row + s.scratchpad_cycles, 0)
+            sp_acc = int(2 * macs + 3 * nnz_c)
+            sp_bytes = sp_acc * vb
+        else:  # the accumulator lives in DRAM: a read and a write per product, read + clear per entry
+            row_cyc = 2 * per_row + 2 * c_row
+            bytes_partial = int((2 * macs + 2 * nnz_c) * g)
+            sp_acc = int(nnz_c)                                # the touched list stays on chip
+            sp_bytes = sp_acc * kb
+        phases.append((np.bincount(pe_row, weights=row_cyc, minlength=s.pes),
+                       bytes_a + bytes_b + bytes_c + bytes_partial))
+    else:  # rowwise-hash
+        pl = placement
+        bytes_b = rowwise_b
+        probes, collisions = int(pl.probes.sum()), pl.collisions
+        spilled = int(pl.spilled.sum())
+        n_ins = int(pl.inserted.sum())
+        # spilled products go to DRAM as (col, value) pairs, are read back and merged into C
+        bytes_partial = int(2 * spilled * _units(kb + vb, g))
+        token = kb + vb
+        if variant == "unit":
+            row_cyc = unit_row_cycles(prod, pl)
+            sp_acc = probes + (macs - spilled) + 2 * n_ins + n_ins   # slot reads, writes, list, drain
+            sp_bytes = sp_acc * token
+        else:
+            rt = smash_row_timing(prod, pl, spec, version=variant)
+            row_cyc = rt.cycles
+            atomics, aconf, bconf = int(rt.atomics.sum()), int(rt.atomic_conflicts.sum()), int(rt.bank_conflicts.sum())
+            per_key = 3 if variant == "v1" else 2
+            sp_acc = int(rt.reads.sum()) + atomics + per_key * n_ins
+            sp_bytes = sp_acc * (max(kb, vb) if variant == "v1" else token)
+        # the spilled entries of a row are merged with its drained entries by a second pass
+        row_cyc = row_cyc + np.bincount(prod.row, weights=pl.spilled, minlength=M).astype(np.int64)
+        phases.append((np.bincount(pe_row, weights=row_cyc, minlength=s.pes),
+                       bytes_a + bytes_b + bytes_c + bytes_partial))
+
+    bpc = spec.dram_bytes_per_cycle
+    compute = dram = total = 0
+    pe_sum = np.zeros(s.pes)
+    for pe_cyc, nbytes in phases:
+        c = int(np.max(pe_cyc)) if pe_cyc.size else 0
+        d = int(np.ceil(nbytes / bpc))
+        compute += c
+        dram += d
+        total += max(c, d) + spec.dram_latency_cycles
+        pe_sum += pe_cyc
+    dram_total = bytes_a + bytes_b + bytes_c + bytes_partial
+    energy = sp_bytes * spec.e_sram_pj_per_byte + dram_total * spec.e_dram_pj_per_byte + macs * spec.e_mac_pj
+    return SpgemmResult(
+        dataflow=dataflow, variant=variant, shape=(M, K, N), nnz_a=int(a.nnz), nnz_b=int(b.nnz), nnz_c=nnz_c,
+        macs=macs, cycles=int(total), compute_cycles=int(compute), dram_cycles=int(dram),
+        pe_cycles_mean=float(pe_sum.mean()), scratchpad_accesses=int(sp_acc), hash_probes=probes,
+        collisions=collisions, atomics=atomics, atomic_conflicts=aconf, bank_conflicts=bconf,
+        spilled_products=spilled, dram_bytes_a=int(bytes_a), dram_bytes_b=int(bytes_b), dram_bytes_c=int(bytes_c),
+        dram_bytes_partial=int(bytes_partial), energy_pj=float(energy), time_us=float(total * spec.cycle_ns / 1000.0),
+    )
+
+
+def compare_dataflows(a: sp.csr_matrix, b: sp.csr_matrix, *, spec: HardwareSpec,
+                      variants: tuple[tuple[str, str], ...] = ALL_VARIANTS) -> list[SpgemmResult]:
+    """Simulate every (dataflow, variant) on the same operands, sharing the product list
+    and the hash placement."""
+    prod = expand_products(a, b)
+    pl = place_rows(prod, spec) if any(d == "rowwise-hash" for d, _ in variants) else None
+    return [simulate_spgemm(a, b, spec=spec, dataflow=d, variant=v or None, products=prod, placement=pl)
+            for d, v in variants]
