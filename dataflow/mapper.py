@@ -101,35 +101,10 @@ class LayerMapping:
         return macs
 
 
-def map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None) -> LayerMapping:
-    sparsity = check_sparsity(spec, sparsity) if layer.prunable else None
-    if layer.k > spec.max_k:
-        raise MappingError(f"layer {layer.name}: K = {layer.k} exceeds max_k = {spec.max_k} "
-                           "(the accumulator is sized for max_k products): raise max_k")
-    group = group_size(spec, sparsity)
-    mode = "sparse" if group > spec.n else "dense"
-    til = tiling(spec, tokens=layer.tokens, k=layer.k, n_out=layer.n_out, group=group)
-    KT, NT, T = til.ktiles, til.ntiles, layer.tokens
-    wb = word_bytes(spec)
-    half = 2 if spec.double_buffer else 1
-    wgt_cap = spec.weight_buffer_kib * 1024 // half
-    act_cap = spec.input_buffer_kib * 1024 // half
-    out_cap = spec.output_buffer_kib * 1024 // half
-
-    tile_wgt = spec.rows * wb["wgt"]                 # one tile's weight words
-    if tile_wgt > wgt_cap:
-        raise MappingError(f"layer {layer.name}: one weight tile needs {tile_wgt} bytes but weight_buffer_kib = "
-                           f"{spec.weight_buffer_kib} gives {wgt_cap} per buffer: raise weight_buffer_kib")
-    if wb["act"] > act_cap:
-        raise MappingError(f"layer {layer.name}: one activation word needs {wb['act']} bytes but input_buffer_kib = "
-                           f"{spec.input_buffer_kib} gives {act_cap} per buffer: raise input_buffer_kib")
-    if wb["out"] > out_cap:
-        raise MappingError(f"layer {layer.name}: one token's accumulators need {wb['out']} bytes but "
-                           f"output_buffer_kib = {spec.output_buffer_kib} gives {out_cap} per buffer")
-    # k-block: the k-tiles of one run; the whole reduction unless one token's activations or
-    # one column of weight tiles would not fit a buffer (then partial sums stay in the
-    # output buffer across runs, which accumulate onto them)
-    k_block = min(KT, act_cap // wb["act"], wgt_cap // tile_wgt)
+def _plan(spec: HardwareSpec, layer: GemmLayer, *, group: int, KT: int, NT: int, k_block: int,
+          wb: dict[str, int], tile_wgt: int, act_cap: int, wgt_cap: int, out_cap: int) -> dict:
+    """Blocks, loop order and per-run arrays for one choice of k-block (k-tiles per run)."""
+    T = layer.tokens
     KB = math.ceil(KT / k_block)
     n_block = min(NT, wgt_cap // (k_block * tile_wgt), out_cap // wb["out"])
     token_block = min(T, act_cap // (k_block * wb["act"]), out_cap // (n_block * wb["out"]))
@@ -177,6 +152,73 @@ def map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | 
     last_k = ki == KB - 1
     writeback = np.where(last_k, run_tokens * run_cols * wb["acc"], 0)
 
+    return {"k_block": k_block, "n_block": n_block, "token_block": token_block, "order": order,
+            "run_tokens": run_tokens, "run_ntiles": run_ntiles, "run_ktiles": run_ktiles,
+            "run_accumulate": ki > 0, "run_cols": run_cols, "fetch_act": fetch_act, "fetch_wgt": fetch_wgt,
+            "writeback": writeback}
+
+
+def _plan_cost(spec: HardwareSpec, plan: dict) -> float:
+    """Cycles of a plan if compute and DRAM overlapped perfectly: the larger of the engine
+    cycles of its runs (exact) and its DRAM transfer time."""
+    from sim.engine import run_cycles
+
+    shapes, counts = np.unique(np.stack([plan["run_tokens"], plan["run_ntiles"] * plan["run_ktiles"]]),
+                               axis=1, return_counts=True)
+    compute = sum(int(c) * run_cycles(spec, tokens=int(t), tiles=int(j)) for (t, j), c in zip(shapes.T, counts))
+    nbytes = int(plan["fetch_act"].sum() + plan["fetch_wgt"].sum() + plan["writeback"].sum())
+    runs = len(plan["run_tokens"])
+    dram = nbytes / spec.dram_bytes_per_cycle + runs * spec.dram_latency_cycles
+    return max(compute, dram)
+
+
+def map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None) -> LayerMapping:
+    sparsity = check_sparsity(spec, sparsity) if layer.prunable else None
+    if layer.k > spec.max_k:
+        raise MappingError(f"layer {layer.name}: K = {layer.k} exceeds max_k = {spec.max_k} "
+                           "(the accumulator is sized for max_k products): raise max_k")
+    group = group_size(spec, sparsity)
+    mode = "sparse" if group > spec.n else "dense"
+    til = tiling(spec, tokens=layer.tokens, k=layer.k, n_out=layer.n_out, group=group)
+    KT, NT, T = til.ktiles, til.ntiles, layer.tokens
+    wb = word_bytes(spec)
+    half = 2 if spec.double_buffer else 1
+    wgt_cap = spec.weight_buffer_kib * 1024 // half
+    act_cap = spec.input_buffer_kib * 1024 // half
+    out_cap = spec.output_buffer_kib * 1024 // half
+
+    tile_wgt = spec.rows * wb["wgt"]                 # one tile's weight words
+    if tile_wgt > wgt_cap:
+        raise MappingError(f"layer {layer.name}: one weight tile needs {tile_wgt} bytes but weight_buffer_kib = "
+                           f"{spec.weight_buffer_kib} gives {wgt_cap} per buffer: raise weight_buffer_kib")
+    if wb["act"] > act_cap:
+        raise MappingError(f"layer {layer.name}: one activation word needs {wb['act']} bytes but input_buffer_kib = "
+                           f"{spec.input_buffer_kib} gives {act_cap} per buffer: raise input_buffer_kib")
+    if wb["out"] > out_cap:
+        raise MappingError(f"layer {layer.name}: one token's accumulators need {wb['out']} bytes but "
+                           f"output_buffer_kib = {spec.output_buffer_kib} gives {out_cap} per buffer")
+    # k-block: the k-tiles of one run; the whole reduction unless one token's activations or
+    # one column of weight tiles would not fit a buffer. Then the reduction is split (partial
+    # sums stay in the output buffer and later k-blocks accumulate onto them), and the
+    # k-block is a trade-off -- longer blocks leave room for fewer tokens per run -- so the
+    # candidates from the largest down by halves are costed and the cheapest kept.
+    k_max = min(KT, act_cap // wb["act"], wgt_cap // tile_wgt)
+    kw = dict(group=group, KT=KT, NT=NT, wb=wb, tile_wgt=tile_wgt, act_cap=act_cap, wgt_cap=wgt_cap, out_cap=out_cap)
+    plan = _plan(spec, layer, k_block=k_max, **kw)
+    if k_max < KT:
+        k = k_max // 2
+        best = _plan_cost(spec, plan)
+        while k >= 1:
+            cand = _plan(spec, layer, k_block=k, **kw)
+            cost = _plan_cost(spec, cand)
+            if cost < best:
+                plan, best = cand, cost
+            k //= 2
+    k_block, n_block, token_block, order = plan["k_block"], plan["n_block"], plan["token_block"], plan["order"]
+    run_tokens, run_ntiles, run_ktiles = plan["run_tokens"], plan["run_ntiles"], plan["run_ktiles"]
+    run_cols, fetch_act, fetch_wgt, writeback = plan["run_cols"], plan["fetch_act"], plan["fetch_wgt"], plan["writeback"]
+    accumulate = plan["run_accumulate"]
+
     reps = layer.count
 
     def rep(a: np.ndarray) -> np.ndarray:
@@ -186,7 +228,7 @@ def map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | 
         layer=layer, mode=mode, sparsity=sparsity, group=group, ktiles=KT, ntiles=NT,
         token_block=int(token_block), n_block=int(n_block), k_block=int(k_block), loop_order=order,
         run_tokens=rep(run_tokens), run_ntiles=rep(run_ntiles), run_ktiles=rep(run_ktiles),
-        run_accumulate=rep(ki > 0), run_out_cols=rep(run_cols),
+        run_accumulate=rep(accumulate), run_out_cols=rep(run_cols),
         fetch_act_bytes=rep(fetch_act), fetch_wgt_bytes=rep(fetch_wgt), writeback_bytes=rep(writeback),
     )
 

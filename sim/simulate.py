@@ -33,7 +33,8 @@ from sparseforge.spec import HardwareSpec
 
 from .engine import run_cycles
 
-__all__ = ["LayerResult", "NetworkResult", "simulate_layer", "simulate_network", "compare"]
+__all__ = ["LayerResult", "NetworkResult", "DramTimeline", "run_compute_cycles", "simulate_layer", "simulate_network",
+           "compare"]
 
 
 @dataclass(frozen=True)
@@ -119,56 +120,104 @@ class NetworkResult:
         }
 
 
+class DramTimeline:
+    """The buffering and DRAM model of the module docstring, one run at a time.
+
+    ``add_run`` schedules a run with its compute cycles, the bytes it must fetch before it
+    starts and the bytes it writes back after it ends (optionally not before cycle
+    ``ready``); DRAM serves, in order, the fetch of each run and then the write-back of the
+    run before it. ``finish`` schedules the last write-back and returns the end cycle. Runs
+    of consecutive GEMMs added to one timeline overlap across the GEMM boundary.
+    """
+
+    def __init__(self, spec: HardwareSpec, *, start: int = 0):
+        self._bpc = spec.dram_bytes_per_cycle
+        self._lat = spec.dram_latency_cycles
+        self._double = spec.double_buffer
+        self.dram_free = start
+        self.c_end: list[int] = []
+        self.wb_end: list[int] = []
+        self._origin = start
+        self._pending_wb: int | None = None     # bytes of the last run's write-back
+
+    def _xfer(self, nbytes: int) -> int:
+        return self._lat + math.ceil(nbytes / self._bpc) if nbytes > 0 else 0
+
+    def _end(self, i: int) -> int:
+        return self.c_end[i] if i >= 0 else self._origin
+
+    def _flush_wb(self) -> None:
+        if self._pending_wb is None:
+            return
+        i = len(self.c_end) - 1
+        nbytes = self._pending_wb
+        s = max(self.dram_free, self.c_end[i])
+        self.wb_end.append(s + self._xfer(nbytes))
+        if nbytes:
+            self.dram_free = max(self.dram_free, self.wb_end[i])
+        self._pending_wb = None
+
+    def add_run(self, compute: int, fetch: int, writeback: int, *, ready: int = 0) -> tuple[int, int]:
+        """Schedule one run; return its (start, end) compute cycles."""
+        i = len(self.c_end)
+        # fetch of run i: its buffer half is free once run i-2 (double) / i-1 (single) ended
+        slot_free = self._end(i - 2) if self._double else self._end(i - 1)
+        if fetch:
+            f_start = max(self.dram_free, slot_free)
+            f_end = f_start + self._xfer(fetch)
+            self.dram_free = f_end
+        else:
+            f_end = self._origin
+        # then the write-back of run i-1
+        self._flush_wb()
+        out_free = ((self.wb_end[i - 2] if i >= 2 else self._origin) if self._double
+                    else (self.wb_end[i - 1] if i >= 1 else self._origin))
+        start = max(self._end(i - 1), f_end, out_free, ready)
+        self.c_end.append(start + int(compute))
+        self._pending_wb = int(writeback)
+        return start, self.c_end[i]
+
+    def finish(self) -> int:
+        """Schedule the pending write-back; the cycle at which everything is done."""
+        self._flush_wb()
+        ends = [self._origin] + self.c_end[-1:] + self.wb_end[-1:]
+        return max(ends)
+
+
 def _memory_timeline(spec: HardwareSpec, compute: np.ndarray, fetch: np.ndarray, writeback: np.ndarray) -> int:
     """End cycle of a layer's runs under the buffering and DRAM model (see module doc)."""
-    bpc = spec.dram_bytes_per_cycle
-    lat = spec.dram_latency_cycles
-
-    def xfer(nbytes: int) -> int:
-        return lat + math.ceil(nbytes / bpc) if nbytes > 0 else 0
-
-    n = len(compute)
-    double = spec.double_buffer
-    c_end = [0] * n
-    wb_end = [0] * n
-    dram_free = 0
-    # fetch of run 0
-    f = xfer(int(fetch[0]))
-    f_end_next = dram_free + f
-    dram_free = f_end_next
-    prev_end = 0
-    for i in range(n):
-        f_end = f_end_next
-        out_free = (wb_end[i - 2] if i >= 2 else 0) if double else (wb_end[i - 1] if i >= 1 else 0)
-        start = max(prev_end, f_end, out_free)
-        c_end[i] = start + int(compute[i])
-        prev_end = c_end[i]
-        # prefetch for run i+1: its buffer half is free once run i-1 (double) / run i
-        # (single) has finished
-        if i + 1 < n:
-            nb = int(fetch[i + 1])
-            if nb:
-                ready = (c_end[i - 1] if i >= 1 else 0) if double else c_end[i]
-                s = max(dram_free, ready)
-                f_end_next = s + xfer(nb)
-                dram_free = f_end_next
-            else:
-                f_end_next = 0
-        # write-back of run i
-        wbytes = int(writeback[i])
-        s = max(dram_free, c_end[i])
-        wb_end[i] = s + xfer(wbytes)
-        dram_free = max(dram_free, wb_end[i]) if wbytes else dram_free
-    return max(c_end[-1], wb_end[-1])
+    tl = DramTimeline(spec)
+    for c, f, w in zip(compute, fetch, writeback):
+        tl.add_run(int(c), int(f), int(w))
+    return tl.finish()
 
 
-def simulate_layer(spec: HardwareSpec, mp: LayerMapping) -> LayerResult:
+def run_compute_cycles(spec: HardwareSpec, mp: LayerMapping) -> np.ndarray:
+    """Engine cycles of each run of a mapped layer (exact, see :mod:`sim.engine`)."""
+    tiles = mp.run_ntiles * mp.run_ktiles
+    return np.array([run_cycles(spec, tokens=int(t), tiles=int(j)) for t, j in zip(mp.run_tokens, tiles)],
+                    dtype=np.int64)
+
+
+def simulate_layer(spec: HardwareSpec, mp: LayerMapping, *, timeline: DramTimeline | None = None,
+                   ready: int = 0) -> LayerResult:
+    """Simulate one mapped layer. Alone (``timeline=None``) it starts with empty buffers at
+    cycle 0 and its cycles run to its last write-back. Given a shared ``timeline``, its runs
+    continue that timeline (overlapping the previous GEMM's last runs), its first run starts
+    no earlier than ``ready``, and its cycles run from the end of the previous work on the
+    timeline to the end of its own last run."""
     lay = mp.layer
     tiles = mp.run_ntiles * mp.run_ktiles
-    compute = np.array([run_cycles(spec, tokens=int(t), tiles=int(j))
-                        for t, j in zip(mp.run_tokens, tiles)], dtype=np.int64)
+    compute = run_compute_cycles(spec, mp)
     fetch = mp.fetch_act_bytes + mp.fetch_wgt_bytes
-    total = _memory_timeline(spec, compute, fetch, mp.writeback_bytes)
+    if timeline is None:
+        total = _memory_timeline(spec, compute, fetch, mp.writeback_bytes)
+    else:
+        before = timeline.c_end[-1] if timeline.c_end else timeline.dram_free
+        end = before
+        for i, (c, f, w) in enumerate(zip(compute, fetch, mp.writeback_bytes)):
+            _, end = timeline.add_run(int(c), int(f), int(w), ready=ready if i == 0 else 0)
+        total = end - before
     compute_cycles = int(compute.sum())
 
     bits = word_widths(spec)
