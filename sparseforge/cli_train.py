@@ -1,0 +1,92 @@
+"""``sparseforge simulate --train``: one training iteration, per layer and in total."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from .clikit import UserError
+from .spec import HardwareSpec
+
+__all__ = ["add_arguments", "simulate_train"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training (with --train)")
+    g.add_argument("--train", action="store_true",
+                   help="simulate one training iteration (FF, BP, WG GEMMs, mask generation, weight update) "
+                        "instead of inference")
+    g.add_argument("--method", default="bdwp", choices=("dense", "srste", "bdwp"),
+                   help="training recipe: dense, srste (N:M forward only) or bdwp (N:M forward and backward) "
+                        "(default: %(default)s)")
+    g.add_argument("--no-interleave", action="store_true",
+                   help="start every GEMM with empty buffers instead of overlapping it with the previous one")
+    g.add_argument("--no-pregenerate", action="store_true",
+                   help="generate each N:M mask just before the GEMM that needs it instead of ahead of time")
+
+
+def _table(res, dense, *, title: str) -> str:
+    spec = res.spec
+    mhz = spec.clock_mhz
+    head = (f"{'layer':<22} {'FF cyc':>10} {'BP cyc':>10} {'WG cyc':>10} {'mask':>8} {'upd':>8} "
+            f"{'stall':>8} {'DRAM MiB':>9} {'energy uJ':>10}")
+    lines = [title,
+             f"hardware: {spec.name} [{spec.digest}] {spec.rows}x{spec.cols} PEs, {spec.n}:{spec.m}, "
+             f"{spec.multipliers} multipliers, {mhz:g} MHz, DRAM {spec.dram_bandwidth_gbps:g} GB/s; "
+             f"interleave {'on' if res.interleave else 'off'}, pre-generation {'on' if res.pregenerate else 'off'}",
+             "", head, "-" * len(head)]
+    for lay in res.layers:
+        d = lay.to_dict()
+        lines.append(f"{lay.name:<22} {d['ff_cycles']:>10} {d['bp_cycles']:>10} {d['wg_cycles']:>10} "
+                     f"{d['mask_cycles']:>8} {d['update_cycles']:>8} {d['stall_cycles']:>8} "
+                     f"{d['dram_bytes'] / 2**20:>9.2f} {sum(d['energy_pj'].values()) / 1e6:>10.2f}")
+    t = res.totals()
+    lines += ["-" * len(head),
+              f"total: {t['cycles']} cycles = {t['time_ms']:.3f} ms per iteration at {mhz:g} MHz",
+              f"       GEMMs FF {t['ff_cycles']}, BP {t['bp_cycles']}, WG {t['wg_cycles']} cycles "
+              f"(of which memory stalls {t['gemm_stall_cycles']}); waiting for masks {t['mask_wait_cycles']}; "
+              f"weight-update tail {t['update_tail_cycles']}",
+              f"       SORE busy {t['sore_busy_cycles']}, update engine busy {t['update_busy_cycles']} cycles; "
+              f"DRAM {t['dram_bytes'] / 2**20:.1f} MiB; energy "
+              + ", ".join(f"{k} {v / 1e6:.0f} uJ" for k, v in t["energy_pj"].items())
+              + f" = {t['energy_total_pj'] / 1e6:.0f} uJ"]
+    if dense is not None:
+        from sim.train import ideal_speedup
+        dt = dense.totals()
+        lines.append(f"dense training on the same hardware: {dt['cycles']} cycles = {dt['time_ms']:.3f} ms -> "
+                     f"speedup {dt['cycles'] / t['cycles']:.3f}x (ideal for {res.method} "
+                     f"{ideal_speedup(res.method, res.sparsity):.3f}x), energy "
+                     f"{dt['energy_total_pj'] / t['energy_total_pj']:.2f}x lower")
+    return "\n".join(lines)
+
+
+def simulate_train(args: argparse.Namespace, spec: HardwareSpec, sparsity: tuple[int, int] | None) -> str:
+    from dataflow.mapper import MappingError
+    from models.zoo_train import get_training_network
+    from sim.train import simulate_training
+
+    batch = 32 if args.batch is None else args.batch
+    try:
+        net = get_training_network(args.net, batch=batch)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.method != "dense" and sparsity is None:
+        raise UserError(f"--method {args.method} needs an N:M --sparsity (e.g. 2:8), not dense")
+    opts = dict(interleave=not args.no_interleave, pregenerate=not args.no_pregenerate)
+    try:
+        res = simulate_training(spec, net, method=args.method, sparsity=sparsity, **opts)
+        dense = None if args.no_dense or args.method == "dense" else \
+            simulate_training(spec, net, method="dense", sparsity=None, **opts)
+    except (MappingError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    sp = f"{sparsity[0]}:{sparsity[1]}" if sparsity else "dense"
+    if args.json:
+        out: dict[str, Any] = {"network": net.name, "batch": batch, "method": args.method, "sparsity": sp, **opts,
+                               **spec.record(), "layers": [lay.to_dict() for lay in res.layers],
+                               "totals": res.totals()}
+        if dense is not None:
+            out["dense_totals"] = dense.totals()
+            out["speedup_over_dense"] = dense.cycles / res.cycles
+        return json.dumps(out, indent=2)
+    return _table(res, dense, title=f"sparseforge simulate --train: {net.name} (batch {batch}), {args.method} {sp}")
