@@ -414,8 +414,20 @@ def _ecp5_pnr(net_path: Path, workdir: Path, *, device: str, package: str, speed
     report_path.unlink(missing_ok=True)
     args = [f"--{device}", "--package", package, "--speed", str(speed),
             "--freq", f"{freq_mhz:g}", "--seed", str(seed), "--out-of-context",
-            "--timing-allow-fail", "--json", net_path.name, "--report", report_path.name]
-    rc = _run_tool(_NEXTPNR, args, cwd=workdir, log_path=log_path, timeout_s=timeout_s)
+            "--timing-allow-fail", "--json", net_path.name]
+    # pack first: nextpnr starts placing a design that is over 100% of a resource and can
+    # search for many minutes before it gives up; the packed utilisation tells at once
+    pack_log = workdir / f"nextpnr_{device}_pack.log"
+    _run_tool(_NEXTPNR, [*args, "--pack-only"], cwd=workdir, log_path=pack_log, timeout_s=timeout_s)
+    over = _overused_from_log(pack_log.read_text(errors="replace"))
+    if over:
+        what = ", ".join(f"{bel} {u}/{a}" for bel, (u, a) in sorted(over.items()))
+        raise DesignDoesNotFit(
+            f"design does not fit ECP5 {device}: {what} (used/available); choose a larger "
+            f"device (one of {', '.join(ECP5_AUTO_ORDER)}) or device='auto' "
+            f"(log: {pack_log})", device=device, overused=over, log_path=pack_log)
+    rc = _run_tool(_NEXTPNR, [*args, "--report", report_path.name], cwd=workdir, log_path=log_path,
+                   timeout_s=timeout_s)
     if rc != 0 or not report_path.is_file():
         over = _overused_from_log(log_path.read_text(errors="replace"))
         if over:
