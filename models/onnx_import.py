@@ -115,7 +115,8 @@ def _fix_inputs(model, input_shapes: Mapping[str, Sequence[int]] | None) -> None
             raise ValueError(f"graph input {vi.name!r} is not a tensor: not supported")
         dims = _dims(vi)
         if not vi.type.tensor_type.HasField("shape"):
-            raise ValueError(f"tensor {vi.name!r} (graph input) has no static shape: pass input_shapes={{{vi.name!r}: (...)}}")
+            raise ValueError(f"tensor {vi.name!r} (graph input) has no static shape: "
+                             f"pass input_shapes={{{vi.name!r}: (...)}}")
         bad = [i for i, d in enumerate(dims) if not isinstance(d, int) or d < 1]
         if bad:
             raise ValueError(

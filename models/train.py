@@ -499,7 +499,8 @@ def _accuracy(cfg, layers, params, biases, x, y, *, chunk: int = 1000) -> float:
     return hits / len(x)
 
 
-def train(config: TrainConfig | None = None, *, callback: Callable[[int, tuple[LayerOperands, ...]], None] | None = None,
+def train(config: TrainConfig | None = None, *,
+          callback: Callable[[int, tuple[LayerOperands, ...]], None] | None = None,
           **overrides) -> TrainResult:
     """Train ``config`` (or ``TrainConfig(**overrides)``; both: ``config`` updated with
     ``overrides``) and evaluate the resulting (masked) network.

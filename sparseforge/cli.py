@@ -269,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(p)
     p.set_defaults(func=cmd_simulate)
 
+    from .cli_train import register as register_train
+
+    register_train(sub)
+
     p = sub.add_parser("generate", help="generate Verilog and a manifest into rtl_out/",
                        description="Generate synthesizable Verilog (Amaranth) for the spec into OUT/NAME/ with a "
                                    "manifest.json recording the spec, its digest, the ports and how to instantiate.")

