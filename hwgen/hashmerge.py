@@ -140,65 +140,58 @@ class HashMerge(wiring.Component):
         s2_v = Signal()                    # table data of a drained slot valid
         s2_slot = Signal(k)
 
-        home = self._hash(self.in_col)
-        m.d.comb += rp.addr.eq(home)
-        m.d.comb += [self.spill_col.eq(cur_col), self.spill_val.eq(cur_val),
-                     self.out_col.eq(e_key), self.out_val.eq(e_val)]
+        # Every combinational output is one expression (Mux, &, |) rather than an assignment
+        # inside If/FSM blocks: those become `always @*` processes that Icarus does not
+        # evaluate until an input changes, so outputs would read X after reset.
+        IDLE, PROBE, DRAIN = 0, 1, 2
+        state = Signal(2, init=IDLE)
+        is_idle, is_probe, is_drain = state == IDLE, state == PROBE, state == DRAIN
 
-        with m.FSM(name="state"):
-            with m.State("IDLE"):
-                m.d.comb += self.in_ready.eq(1)
-                with m.If(self.in_valid):
-                    m.d.sync += [cur_col.eq(self.in_col), cur_val.eq(self.in_val), cur_last.eq(self.in_last),
-                                 addr.eq(home)]
-                    m.next = "PROBE"
-            with m.State("PROBE"):
-                hit = e_valid & (e_key == cur_col)
-                empty = ~e_valid
-                full = count == cap
-                spill = empty & full
-                resolved = Signal()
-                m.d.comb += [self.spill_valid.eq(spill),
-                             resolved.eq(hit | (empty & ~full) | (spill & self.spill_ready))]
-                with m.If(hit):
-                    m.d.comb += [wp.en.eq(1), wp.addr.eq(addr),
-                                 wp.data.eq(Cat((e_val + cur_val)[:vw], cur_col, Const(1, 1)))]
-                with m.Elif(empty & ~full):
-                    m.d.comb += [wp.en.eq(1), wp.addr.eq(addr), wp.data.eq(Cat(cur_val, cur_col, Const(1, 1))),
-                                 lwp.en.eq(1), lwp.addr.eq(count), lwp.data.eq(addr)]
-                    m.d.sync += count.eq(count + 1)
-                with m.If(resolved):
-                    with m.If(cur_last):
-                        m.d.sync += d.eq(0)
-                        m.next = "DRAIN"
-                    with m.Else():
-                        m.d.comb += self.in_ready.eq(1)
-                        with m.If(self.in_valid):
-                            m.d.sync += [cur_col.eq(self.in_col), cur_val.eq(self.in_val),
-                                         cur_last.eq(self.in_last), addr.eq(home)]
-                        with m.Else():
-                            m.next = "IDLE"
-                with m.Elif(~spill):
-                    nxt = (addr + 1)[:k]
-                    m.d.comb += rp.addr.eq(nxt)
-                    m.d.sync += addr.eq(nxt)
-                with m.Else():
-                    m.d.comb += rp.addr.eq(addr)      # waiting for spill_ready: keep the slot
-            with m.State("DRAIN"):
-                emit = s2_v & (e_val != 0)
-                stall = emit & ~self.out_ready
-                issue = d != count
-                m.d.comb += [self.out_valid.eq(emit), rp.addr.eq(lrp.data), lrp.addr.eq(d)]
-                with m.If(stall):
-                    m.d.comb += [rp.en.eq(0), lrp.en.eq(0)]
-                with m.Else():
-                    m.d.sync += [s1_v.eq(issue), s2_v.eq(s1_v), s2_slot.eq(lrp.data)]
-                    with m.If(issue):
-                        m.d.sync += d.eq(d + 1)
-                    with m.If(s2_v):
-                        m.d.comb += [wp.en.eq(1), wp.addr.eq(s2_slot), wp.data.eq(0)]
-                    with m.If(s2_v & ~s1_v & ~issue):
-                        m.d.comb += self.done.eq(1)
-                        m.d.sync += [count.eq(0), s2_v.eq(0)]
-                        m.next = "IDLE"
+        home = self._hash(self.in_col)
+        hit = e_valid & (e_key == cur_col)
+        empty = ~e_valid
+        full = count == cap
+        insert = is_probe & empty & ~full
+        spill = is_probe & empty & full
+        resolved = is_probe & (hit | (empty & ~full) | (empty & full & self.spill_ready))
+        step = is_probe & e_valid & ~hit                    # the slot holds another key
+        accept = self.in_valid & self.in_ready
+        emit = is_drain & s2_v & (e_val != 0)
+        stall = emit & ~self.out_ready
+        issue = d != count
+        advance = is_drain & ~stall
+        done = advance & s2_v & ~s1_v & ~issue
+        nxt = (addr + 1)[:k]
+
+        m.d.comb += [
+            self.in_ready.eq(is_idle | (resolved & ~cur_last)),
+            self.spill_valid.eq(spill), self.spill_col.eq(cur_col), self.spill_val.eq(cur_val),
+            self.out_valid.eq(emit), self.out_col.eq(e_key), self.out_val.eq(e_val),
+            self.done.eq(done),
+            rp.addr.eq(Mux(is_drain, lrp.data, Mux(step, nxt, Mux(spill & ~resolved, addr, home)))),
+            rp.en.eq(~stall),
+            wp.en.eq((is_probe & (hit | insert)) | (advance & s2_v)),
+            wp.addr.eq(Mux(is_drain, s2_slot, addr)),
+            wp.data.eq(Mux(is_drain, 0, Cat(Mux(hit, (e_val + cur_val)[:vw], cur_val), cur_col, Const(1, 1)))),
+            lwp.en.eq(insert), lwp.addr.eq(count), lwp.data.eq(addr),
+            lrp.addr.eq(d), lrp.en.eq(~stall),
+        ]
+        with m.If(accept):
+            m.d.sync += [cur_col.eq(self.in_col), cur_val.eq(self.in_val), cur_last.eq(self.in_last), addr.eq(home)]
+        with m.If(is_idle & accept):
+            m.d.sync += state.eq(PROBE)
+        with m.If(step):
+            m.d.sync += addr.eq(nxt)
+        with m.If(insert):
+            m.d.sync += count.eq(count + 1)
+        with m.If(resolved & cur_last):
+            m.d.sync += [state.eq(DRAIN), d.eq(0)]
+        with m.If(resolved & ~cur_last & ~self.in_valid):
+            m.d.sync += state.eq(IDLE)
+        with m.If(advance):
+            m.d.sync += [s1_v.eq(issue), s2_v.eq(s1_v), s2_slot.eq(lrp.data)]
+            with m.If(issue):
+                m.d.sync += d.eq(d + 1)
+        with m.If(done):
+            m.d.sync += [count.eq(0), s2_v.eq(0), state.eq(IDLE)]
         return m

@@ -197,8 +197,14 @@ def read_metis(path: str | Path) -> sp.csr_matrix:
         raise MatrixError(f"{path}: METIS header says {m} edges but the adjacency lists hold {nbr.size} "
                           f"neighbours (expected 2 x {m} = {2 * m})")
     rows = np.repeat(np.arange(n, dtype=np.int64), counts)
-    adj = sp.csr_matrix((wgt, (rows, nbr - 1)), shape=(n, n))
-    return canonical(adj, what=str(path))
+    adj = canonical(sp.csr_matrix((wgt, (rows, nbr - 1)), shape=(n, n)), what=str(path))
+    asym = adj != adj.T
+    if asym.nnz:
+        coo = asym.tocoo()
+        i, j = int(coo.row[0]) + 1, int(coo.col[0]) + 1
+        raise MatrixError(f"{path}: METIS graph is not symmetric: edge {i}-{j} is not listed the same way "
+                          f"(with the same weight) at vertex {j}")
+    return adj
 
 
 # ------------------------------------------------------------------ built-ins

@@ -38,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from dataflow.spgemm import (
-    DATAFLOWS, Placement, Products, SpgemmError, _ranges, expand_products, hash_slots, pe_of_rows, place_rows,
+    DATAFLOWS, Placement, Products, SpgemmError, expand_products, hash_slots, pe_of_rows, place_rows,
 )
 from sparseforge.spec import HardwareSpec
 from sparseforge.spec_spgemm import SMASH_VERSIONS
@@ -159,35 +159,36 @@ def smash_row_timing(prod: Products, pl: Placement, spec: HardwareSpec, *, versi
     n_atom = np.where(pl.spilled, 0, 1 + (pl.new if version == "v1" else 0))
     n_store = pl.spilled.astype(np.int64)
     n_ops = n_read + n_atom + n_store
-    # flat op list: kind 0 read, 1 atomic, 2 spill store; slot of each op
-    total = int(n_ops.sum())
-    op_prod = np.repeat(np.arange(prod.count), n_ops)
-    first = np.cumsum(n_ops) - n_ops
-    pos = np.arange(total) - np.repeat(first, n_ops)
-    kind = np.where(pos < n_read[op_prod], 0, np.where(n_store[op_prod] > 0, 2, 1))
-    mask = s.table_entries - 1
-    slot = np.where(kind == 0, (home[op_prod] + pos) & mask, pl.slot[op_prod])
-    bank = slot >> (s.table_bits - (banks.bit_length() - 1))       # contiguous fragments
     reads = np.bincount(prod.row, weights=n_read, minlength=n_rows).astype(np.int64)
     atomics = np.bincount(prod.row, weights=n_atom, minlength=n_rows).astype(np.int64)
-    op_row = prod.row[op_prod]
-    row_ops = np.bincount(op_row, minlength=n_rows)
+    row_ops = np.bincount(prod.row, weights=n_ops, minlength=n_rows).astype(np.int64)
+    mask = s.table_entries - 1
     if banks == 1:
-        # one bank: every op waits for the one before it; closed form
-        cost = np.where(kind == 0, sc, np.where(kind == 1, ac, 1))
-        busy = np.bincount(op_row, weights=cost, minlength=n_rows).astype(np.int64)
-        # an op right after an atomic waits for its bank: same entry -> atomic conflict
-        same_row = np.zeros(total, dtype=bool)
-        same_row[1:] = op_row[1:] == op_row[:-1]
-        after_atomic = np.zeros(total, dtype=bool)
-        after_atomic[1:] = same_row[1:] & (kind[:-1] == 1) & (kind[1:] != 2) & (ac > 1)
-        same_slot = np.zeros(total, dtype=bool)
-        same_slot[1:] = slot[1:] == slot[:-1]
-        aconf = np.bincount(op_row[after_atomic & same_slot], minlength=n_rows)
-        bconf = np.bincount(op_row[after_atomic & ~same_slot], minlength=n_rows)
+        # one bank: every op waits for the one before it (a read for its result, anything
+        # for an atomic's lock), so a row costs the sum; closed form per product
+        busy = np.bincount(prod.row, weights=n_read * sc + n_atom * ac + n_store, minlength=n_rows).astype(np.int64)
+        # ops issued right after an atomic wait for the bank: v1's fetch-add after its CAS
+        # (same entry), and a product's first op after the previous product's atomic
+        inner_same = (n_atom == 2) & (ac > 1)
+        nxt = np.zeros(prod.count, dtype=bool)
+        nxt[1:] = (prod.row[1:] == prod.row[:-1]) & (n_atom[:-1] > 0) & (ac > 1)
+        first_slot = np.where(n_read > 0, home, pl.slot)
+        same = np.zeros(prod.count, dtype=bool)
+        same[1:] = first_slot[1:] == pl.slot[:-1]
+        aconf = np.bincount(prod.row, weights=inner_same + (nxt & same), minlength=n_rows)
+        bconf = np.bincount(prod.row, weights=nxt & ~same, minlength=n_rows)
         end = busy
     else:
-        end, aconf, bconf = _bank_recursion(op_row, kind, slot, bank, row_ops, n_rows, banks=banks, sc=sc, ac=ac)
+        # flat op list: kind 0 read, 1 atomic, 2 spill store; slot and bank of each op
+        total = int(n_ops.sum())
+        op_prod = np.repeat(np.arange(prod.count), n_ops)
+        first = np.cumsum(n_ops) - n_ops
+        pos = np.arange(total) - np.repeat(first, n_ops)
+        kind = np.where(pos < n_read[op_prod], 0, np.where(n_store[op_prod] > 0, 2, 1))
+        slot = np.where(kind == 0, (home[op_prod] + pos) & mask, pl.slot[op_prod])
+        bank = slot >> (s.table_bits - (banks.bit_length() - 1))       # contiguous fragments
+        end, aconf, bconf = _bank_recursion(prod.row[op_prod], kind, slot, bank, row_ops, n_rows,
+                                            banks=banks, sc=sc, ac=ac)
     per_key = 3 if version == "v1" else 2
     drain = np.where(pl.inserted > 0, pl.inserted * per_key + sc, 0)
     return RowTiming(cycles=np.where(row_ops > 0, end + drain, 0), reads=reads, atomics=atomics,

@@ -58,6 +58,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     from .report import simulation_json, simulation_table
 
+    from .cli_moe import NETWORKS as MOE_NETWORKS, run as run_moe
+
+    if args.net in MOE_NETWORKS:
+        if args.train or args.functional:
+            raise UserError(f"--net {args.net} simulates MoE inference: drop --train/--functional")
+        return run_moe(args, _spec(args))
     spec = _spec(args)
     sparsity = _sparsity(args.sparsity) if args.sparsity else (None if spec.dense else (spec.n, spec.m))
     if args.train:
@@ -250,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_hw(p)
     p.add_argument("--net", default="minilm",
                    help="network: minilm or resnet50; with --train also resnet18, vgg16, mobilenetv2, vit_s16, "
-                        "bert_base (default: %(default)s)")
+                        "bert_base; m3vit-small / m3vit-tiny simulate MoE multi-task inference (default: %(default)s)")
     p.add_argument("--sparsity", metavar="N:M|dense",
                    help="weight sparsity of the prunable layers (default: the array's own n:m)")
     p.add_argument("--tokens", type=int, default=128, help="MiniLM sequence length (default: %(default)s)")
@@ -264,14 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", metavar="FILE", help="with --functional: run this text instead of the bundled sample")
     p.add_argument("--no-dense", action="store_true", help="skip the dense comparison")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+    from .cli_moe import add_arguments as add_moe_arguments
     from .cli_train import add_arguments as add_train_arguments
 
     add_train_arguments(p)
+    add_moe_arguments(p)
     p.set_defaults(func=cmd_simulate)
 
+    from .cli_spgemm import register as register_spgemm
     from .cli_train import register as register_train
 
     register_train(sub)
+    register_spgemm(sub)
 
     p = sub.add_parser("generate", help="generate Verilog and a manifest into rtl_out/",
                        description="Generate synthesizable Verilog (Amaranth) for the spec into OUT/NAME/ with a "

@@ -106,7 +106,7 @@ def test_minilm_rows_with_spills_match_scipy_and_cycles(tmp_path):
     a = load_matrix("minilm-ffn-down").matrix
     b = load_matrix("minilm-gelu-acts").matrix
     spec = _spec(table_entries=64, key_width=16, value_width=32, hash_multiplier=40503)
-    rows = [0, 5, 17]
+    rows = [99, 108]              # the two rows with the fewest products (1190, 1810)
     got, cycles, stalls, pl = _run(tmp_path, a, b, rows, spec)
     assert pl.spilled.any() and pl.collisions > 0, "the case exercises overflow and collisions"
     assert [g["cycles"] for g in got] == cycles
@@ -135,7 +135,7 @@ def test_backpressure_keeps_results_exact(tmp_path):
     a = load_matrix("minilm-ffn-down").matrix
     b = load_matrix("minilm-gelu-acts").matrix
     spec = _spec(table_entries=64, key_width=16, value_width=32, hash_multiplier=40503)
-    got, cycles, _, _ = _run(tmp_path, a, b, [3, 9], spec, out_ready_period=3, spill_ready_period=2)
+    got, cycles, _, _ = _run(tmp_path, a, b, [99], spec, out_ready_period=3, spill_ready_period=2)
     assert all(g["cycles"] > c for g, c in zip(got, cycles))
 
 

@@ -85,7 +85,6 @@ async def merge_rows(dut):
                 assert p == len(row), f"row {r}: done before all {len(row)} products were accepted ({p})"
                 results.append({"cycles": cycle - start + 1, "stalls": stalls, "out": outs, "spill": spills})
                 break
-    dut.in_valid.value = 0
     with open(os.environ["SF_RESULT"], "w") as f:
         json.dump({"rows": results}, f)
     for r, (res, exp) in enumerate(zip(results, case["expected"])):

@@ -48,7 +48,8 @@ async def reorder(dut):
         await FallingEdge(dut.clk)
         dut.clear.value = 0
         # router output: one token per cycle
-        for t, (experts, gates) in enumerate(zip(layer["experts"], layer["gates"])):
+        tokens = layer.get("tokens", range(len(layer["experts"])))
+        for t, experts, gates in zip(tokens, layer["experts"], layer["gates"]):
             dut.in_valid.value = 1
             dut.in_token.value = t
             dut.in_experts.value = _pack(experts, ew)
@@ -72,18 +73,18 @@ async def reorder(dut):
                 v = getattr(dut, name).value
                 assert v.is_resolvable, f"cycle {cycle}: {name} is {v}"
             if int(dut.load_req.value):
-                e = dut.load_expert.value.to_unsigned()
-                loads.append([cycle, e, dut.load_buf.value.to_unsigned()])
+                e = int(dut.load_expert.value)
+                loads.append([cycle, e, int(dut.load_buf.value)])
                 assert load_at is None, f"cycle {cycle}: a second load request while one is in flight"
                 load_at = cycle + layer["load_cycles"]
             if int(dut.comp_start.value):
-                e = dut.comp_expert.value.to_unsigned()
-                computes.append([cycle, e, dut.comp_buf.value.to_unsigned(), dut.comp_count.value.to_unsigned()])
+                e = int(dut.comp_expert.value)
+                computes.append([cycle, e, int(dut.comp_buf.value), int(dut.comp_count.value)])
                 assert comp_at is None, f"cycle {cycle}: a second compute start while one is running"
                 comp_at = cycle + layer["compute_cycles"][e]
                 streams.append([])
             if int(dut.tok_valid.value):
-                streams[-1].append([dut.tok_id.value.to_unsigned(), dut.tok_gate.value.to_unsigned()])
+                streams[-1].append([int(dut.tok_id.value), int(dut.tok_gate.value)])
             if int(dut.done.value):
                 done_cycle = cycle
                 break

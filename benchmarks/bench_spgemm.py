@@ -1,0 +1,86 @@
+"""SpGEMM simulator wall time per built-in matrix and dataflow, and functional SpGEMM
+throughput against SciPy's, side by side.
+
+For each built-in pair that loads here (pyamg and libmetis-doc matrices are skipped with a
+note when missing) it reports, on the default preset:
+
+- the simulation wall time of each dataflow from the operands alone (product expansion and,
+  for the hash dataflow, the hash placement included; median of ``--repeats``), and the
+  time of ``--dataflow all`` sharing them;
+- functional SpGEMM throughput (multiplies per second) of the row-wise hash dataflow's
+  functional mode and of SciPy's ``A @ B``.
+
+The issue's target: A x A for METIS mdual (1 M nonzeros) simulates in under 10 s.
+
+    python benchmarks/bench_spgemm.py [--repeats 3] [--only mdual,illc1850]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dataflow.spgemm import DATAFLOWS, functional_spgemm  # noqa: E402
+from models.matrices import MatrixError, builtin_available, load_matrix  # noqa: E402
+from sim.spgemm import compare_dataflows, simulate_spgemm  # noqa: E402
+from sparseforge.spec import load_spec  # noqa: E402
+
+PAIRS = [
+    ("illc1850", "illc1850.T"), ("airfoil", None), ("bar", None), ("knot", None), ("recirc_flow", None),
+    ("unit_square", None), ("unit_cube", None), ("4elt", None), ("copter2", None), ("mdual", None),
+    ("minilm-ffn-up", "minilm-ln-acts"), ("minilm-ffn-down", "minilm-gelu-acts"),
+]
+
+
+def _median(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--only", help="comma-separated A names")
+    ap.add_argument("--hw", default="default")
+    args = ap.parse_args()
+    spec = load_spec(args.hw)
+    only = set(args.only.split(",")) if args.only else None
+    print(f"SpGEMM simulator wall time (median of {args.repeats}), preset {spec.name}; seconds")
+    head = (f"{'A x B':34s} {'nnz(A)':>8s} {'mults':>9s} " + " ".join(f"{d:>13s}" for d in DATAFLOWS)
+            + f" {'all (7)':>8s} | {'func hash':>9s} {'SciPy':>8s} {'Mmul/s hash':>11s} {'Mmul/s SciPy':>12s}")
+    print(head)
+    print("-" * len(head))
+    for an, bn in PAIRS:
+        if only and an not in only:
+            continue
+        if not builtin_available(an):
+            print(f"{an:34s} skipped: not installed here")
+            continue
+        try:
+            a = load_matrix(an).matrix
+            b = load_matrix(bn).matrix if bn else a
+        except MatrixError as exc:
+            print(f"{an:34s} skipped: {exc}")
+            continue
+        per = [_median(lambda d=d: simulate_spgemm(a, b, spec=spec, dataflow=d), args.repeats) for d in DATAFLOWS]
+        t_all = _median(lambda: compare_dataflows(a, b, spec=spec), args.repeats)
+        t_fun = _median(lambda: functional_spgemm(a, b, spec=spec, dataflow="rowwise-hash"), args.repeats)
+        t_sci = _median(lambda: a @ b, args.repeats)
+        mults = simulate_spgemm(a, b, spec=spec, dataflow="rowwise-dense").macs
+        name = f"{an} x {bn or an}"
+        print(f"{name:34s} {a.nnz:8d} {mults:9d} " + " ".join(f"{t:13.3f}" for t in per)
+              + f" {t_all:8.3f} | {t_fun:9.3f} {t_sci:8.3f} {mults / t_fun / 1e6:11.1f} {mults / t_sci / 1e6:12.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
