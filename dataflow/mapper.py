@@ -180,7 +180,7 @@ def map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | 
     group = group_size(spec, sparsity)
     mode = "sparse" if group > spec.n else "dense"
     til = tiling(spec, tokens=layer.tokens, k=layer.k, n_out=layer.n_out, group=group)
-    KT, NT, T = til.ktiles, til.ntiles, layer.tokens
+    KT, NT = til.ktiles, til.ntiles
     wb = word_bytes(spec)
     half = 2 if spec.double_buffer else 1
     wgt_cap = spec.weight_buffer_kib * 1024 // half

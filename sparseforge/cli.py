@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .clikit import UserError, progress as _progress, write_atomic as _write_atomic
+from .clikit import UserError, emit_report, progress as _progress
 from .spec import HardwareSpec, SpecError, list_presets, load_spec
 
 __all__ = ["main"]
@@ -72,12 +72,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if args.functional:
             raise UserError("--functional is for inference: drop it with --train")
         text = simulate_train(args, spec, sparsity)
-        if args.output:
-            _write_atomic(Path(args.output), text + "\n")
-            _progress(f"wrote {args.output}")
-        else:
-            print(text)
-        return 0
+        return emit_report(text, args.output)
     if args.batch is None:
         args.batch = 1
     kw: dict[str, Any] = {}
@@ -122,12 +117,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             text += (f"\nfunctional check: {f['layers_bit_exact']}/{f['layers']} layers of the real pruned int8 "
                      f"MiniLM bit-exact through the tiled datapath; sentence-embedding cosine to the dense "
                      f"float model {f['cosine_to_dense']:.3f} ({sp} one-shot magnitude pruning, no fine-tuning)")
-    if args.output:
-        _write_atomic(Path(args.output), text + "\n")
-        _progress(f"wrote {args.output}")
-    else:
-        print(text)
-    return 0
+    return emit_report(text, args.output)
 
 
 def _functional_minilm(spec: HardwareSpec, sparsity: tuple[int, int] | None, tokens: int, *,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .clikit import UserError, progress, write_atomic
+from .clikit import UserError, emit_report, progress
 from .spec import HardwareSpec
 
 __all__ = ["NETWORKS", "add_arguments", "run", "report_text"]
@@ -136,12 +136,7 @@ def run(args: argparse.Namespace, spec: HardwareSpec) -> int:
         text = json.dumps(out, indent=2, default=_json_default)
     else:
         text = report_text(result, routing)
-    if args.output:
-        write_atomic(Path(args.output), text + "\n")
-        progress(f"wrote {args.output}")
-    else:
-        print(text)
-    return 0
+    return emit_report(text, args.output)
 
 
 def _json_default(o):

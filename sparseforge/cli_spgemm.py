@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
-from .clikit import UserError, progress, write_atomic
+from .clikit import UserError, emit_report, progress
 
 __all__ = ["register", "cmd_spgemm"]
 
@@ -117,12 +116,7 @@ def cmd_spgemm(args: argparse.Namespace) -> int:
                                            f"[{spec.digest}], {s.pes} PEs, table {s.table_entries}, "
                                            f"{s.banks} banks",
                             checks=checks)
-    if args.output:
-        write_atomic(Path(args.output), text + "\n")
-        progress(f"wrote {args.output}")
-    else:
-        print(text)
-    return 0
+    return emit_report(text, args.output)
 
 
 def _si(v: float) -> str:

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from .clikit import UserError
+from .clikit import UserError, emit_report
 from .spec import HardwareSpec
 
 __all__ = ["add_arguments", "simulate_train"]
@@ -117,13 +117,12 @@ def register(sub) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from models.train import TrainConfig, parse_sparsity, train
     from models.zoo_train import get_training_network
     from sim.train import ideal_speedup, simulate_training
 
-    from .clikit import progress, write_atomic
+    from .clikit import progress
     from .spec import load_spec
 
     spec = load_spec(args.hw, args.set or ())
@@ -169,9 +168,4 @@ def cmd_train(args: argparse.Namespace) -> int:
                          f"{r['test_accuracy']:>9.4f} {r['train_seconds']:>6.1f}   {r['sim_speedup']:>10.3f}x "
                          f"{r['ideal_speedup']:>5.2f}x")
         text = "\n".join(lines)
-    if args.output:
-        write_atomic(Path(args.output), text + "\n")
-        progress(f"wrote {args.output}")
-    else:
-        print(text)
-    return 0
+    return emit_report(text, args.output)

@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["UserError", "progress", "write_atomic"]
+__all__ = ["UserError", "progress", "write_atomic", "emit_report"]
 
 
 class UserError(Exception):
@@ -34,3 +34,14 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def emit_report(text: str, output: str | None) -> int:
+    """Print a command's report, or write it atomically to ``output`` (``--output``);
+    returns the command's exit status (0)."""
+    if output:
+        write_atomic(Path(output), text + "\n")
+        progress(f"wrote {output}")
+    else:
+        print(text)
+    return 0

@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 
 from hwgen.emit import DESIGNS
-from sparseforge.spec import list_presets
-
 from sparseforge.cli import main
 from sparseforge.spec import list_presets, load_spec
 

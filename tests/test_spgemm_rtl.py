@@ -53,7 +53,6 @@ def _case(a: sp.csr_matrix, b: sp.csr_matrix, rows: list[int], spec: HardwareSpe
     golden = golden_spgemm(sub, b)
     vw = spec.spgemm.value_width
     assert np.abs(golden.data).max(initial=0) < 1 << (vw - 1), "golden values fit the unit's value width"
-    T = spec.spgemm.table_entries
     case_rows, expected = [], []
     for r in range(len(rows)):
         lo, hi = prod.row_ptr[r], prod.row_ptr[r + 1]

@@ -10,7 +10,7 @@ from dataflow.mapper import map_layer
 from sim.simulate import simulate_layer
 from sim.train import ideal_speedup, simulate_training
 from sparseforge.cli import main
-from sparseforge.spec import HardwareSpec, load_spec
+from sparseforge.spec import load_spec
 
 SAT = load_spec("sat-vcu1525")
 
