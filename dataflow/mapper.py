@@ -16,6 +16,10 @@ For each layer the mapper decides
 Each (token block, weight block) pair is one *run* of the engine (``hwgen.engine``): it
 streams ``tokens`` vectors for each of ``ktiles * ntiles`` tiles. The simulator times runs
 exactly as the engine executes them and overlaps their DRAM transfers (``sim.simulate``).
+
+With ``spec.dataflow = "output-stationary"`` layers map onto the output-stationary engine
+(``hwgen.os_engine``, :func:`_map_layer_os`) instead; ``"switchable"`` maps each layer both
+ways and keeps the faster (see :func:`map_layer` and docs/os_timing.md).
 """
 
 from __future__ import annotations
@@ -85,6 +89,11 @@ class LayerMapping:
     fetch_act_bytes: np.ndarray
     fetch_wgt_bytes: np.ndarray
     writeback_bytes: np.ndarray
+    # output-stationary mappings (see _map_layer_os): ``ktiles`` counts k-blocks, ``k_block``
+    # is groups per k-block, ``run_ktiles`` is 1 and ``run_groups`` the groups each run
+    # streams per tile; ``token_block`` is a multiple of ``rows``
+    dataflow: str = "weight-stationary"   # "weight-stationary" | "output-stationary"
+    run_groups: np.ndarray | None = None
 
     @property
     def runs(self) -> int:
@@ -173,6 +182,31 @@ def _plan_cost(spec: HardwareSpec, plan: dict) -> float:
 
 
 def map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None) -> LayerMapping:
+    """Map one layer with the spec's dataflow: weight-stationary (the default),
+    output-stationary (:func:`_map_layer_os`), or ``switchable``: both, keeping the one whose
+    layer runs in fewer cycles alone (:func:`sim.simulate.simulate_layer`; ties keep
+    weight-stationary), or the only one that fits the buffers."""
+    if spec.dataflow == "weight-stationary":
+        return _map_layer_ws(spec, layer, sparsity)
+    if spec.dataflow == "output-stationary":
+        return _map_layer_os(spec, layer, sparsity)
+    from sim.simulate import simulate_layer
+
+    try:
+        ws = _map_layer_ws(spec, layer, sparsity)
+    except MappingError as ws_error:
+        try:
+            return _map_layer_os(spec, layer, sparsity)
+        except MappingError:
+            raise ws_error from None
+    try:
+        os_ = _map_layer_os(spec, layer, sparsity)
+    except MappingError:
+        return ws
+    return os_ if simulate_layer(spec, os_).cycles < simulate_layer(spec, ws).cycles else ws
+
+
+def _map_layer_ws(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None) -> LayerMapping:
     sparsity = check_sparsity(spec, sparsity) if layer.prunable else None
     if layer.k > spec.max_k:
         raise MappingError(f"layer {layer.name}: K = {layer.k} exceeds max_k = {spec.max_k} "
@@ -230,6 +264,132 @@ def map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | 
         run_tokens=rep(run_tokens), run_ntiles=rep(run_ntiles), run_ktiles=rep(run_ktiles),
         run_accumulate=rep(accumulate), run_out_cols=rep(run_cols),
         fetch_act_bytes=rep(fetch_act), fetch_wgt_bytes=rep(fetch_wgt), writeback_bytes=rep(writeback),
+    )
+
+
+def _os_word_bytes(spec: HardwareSpec) -> dict[str, int]:
+    from .os_layout import os_word_widths
+
+    bits = os_word_widths(spec)
+    return {"act": math.ceil(bits["act"] / 8), "wgt": math.ceil(bits["wgt"] / 8), "out": math.ceil(bits["out"] / 8),
+            "acc": math.ceil(spec.acc_width / 8)}
+
+
+def _plan_os(spec: HardwareSpec, layer: GemmLayer, *, group: int, G: int, TT: int, NT: int, g_block: int,
+             wb: dict[str, int], act_cap: int, wgt_cap: int, out_cap: int) -> dict:
+    """Blocks, loop order and per-run arrays of an output-stationary mapping with ``g_block``
+    groups per k-block. A run covers ``tt_block`` token tiles (``rows`` tokens each) and
+    ``n_block`` n-tiles (``cols`` outputs each) and streams ``g_block`` groups per tile; its
+    buffers hold ``tt_block * g_block`` activation words, ``n_block * g_block`` weight words
+    and ``tt_block * n_block * cols`` output words. Same DRAM rules as :func:`_plan`."""
+    T, R, C = layer.tokens, spec.rows, spec.cols
+    KB = math.ceil(G / g_block)
+    n_block = min(NT, wgt_cap // (g_block * wb["wgt"]), out_cap // (C * wb["out"]))
+    tt_block = min(TT, act_cap // (g_block * wb["act"]), out_cap // (n_block * C * wb["out"]))
+    token_block = tt_block * R
+    TB = math.ceil(TT / tt_block)
+    NB = math.ceil(NT / n_block)
+    act_bytes_total = T * layer.k * math.ceil(spec.act_width / 8)
+    wgt_bytes_total = NT * G * wb["wgt"]
+    one_k = KB == 1
+    tokens_outer = (act_bytes_total * (1 if one_k else NB)
+                    + wgt_bytes_total * (1 if (NB == 1 and one_k) else TB))
+    weights_outer = (wgt_bytes_total * (1 if one_k else TB)
+                     + act_bytes_total * (1 if (TB == 1 and one_k) else NB))
+    order = "tokens-outer" if tokens_outer <= weights_outer else "weights-outer"
+
+    tok_sizes = np.minimum(token_block, T - np.arange(TB) * token_block).astype(np.int64)
+    nb_sizes = np.full(NB, n_block, dtype=np.int64)
+    nb_sizes[-1] = NT - n_block * (NB - 1)
+    col_sizes = np.minimum(nb_sizes * C, layer.n_out - np.arange(NB) * n_block * C)
+    kb_sizes = np.full(KB, g_block, dtype=np.int64)
+    kb_sizes[-1] = G - g_block * (KB - 1)
+    kb_k = np.minimum(kb_sizes * group, layer.k - np.arange(KB) * g_block * group)
+    if order == "tokens-outer":
+        ti, bi, ki = np.meshgrid(np.arange(TB), np.arange(NB), np.arange(KB), indexing="ij")
+    else:
+        bi, ti, ki = np.meshgrid(np.arange(NB), np.arange(TB), np.arange(KB), indexing="ij")
+    ti, bi, ki = ti.ravel(), bi.ravel(), ki.ravel()
+    run_tokens, run_ntiles, run_groups, run_cols = tok_sizes[ti], nb_sizes[bi], kb_sizes[ki], col_sizes[bi]
+    new_act = np.ones(len(ti), dtype=bool)
+    new_wgt = np.ones(len(bi), dtype=bool)
+    new_act[1:] = (ti[1:] != ti[:-1]) | (ki[1:] != ki[:-1])
+    new_wgt[1:] = (bi[1:] != bi[:-1]) | (ki[1:] != ki[:-1])
+    fetch_act = np.where(new_act, run_tokens * kb_k[ki] * math.ceil(spec.act_width / 8), 0)
+    fetch_wgt = np.where(new_wgt, run_ntiles * run_groups * wb["wgt"], 0)
+    writeback = np.where(ki == KB - 1, run_tokens * run_cols * wb["acc"], 0)
+    return {"k_block": g_block, "KB": KB, "n_block": n_block, "token_block": token_block, "order": order,
+            "run_tokens": run_tokens, "run_ntiles": run_ntiles, "run_groups": run_groups,
+            "run_accumulate": ki > 0, "run_cols": run_cols, "fetch_act": fetch_act, "fetch_wgt": fetch_wgt,
+            "writeback": writeback}
+
+
+def _plan_cost_os(spec: HardwareSpec, plan: dict) -> float:
+    """As :func:`_plan_cost`, with :func:`sim.os_engine.os_run_cycles` runs."""
+    from sim.os_engine import os_run_cycles
+
+    tt = -(-plan["run_tokens"] // spec.rows)
+    shapes, counts = np.unique(np.stack([tt, plan["run_ntiles"], plan["run_groups"]]), axis=1, return_counts=True)
+    compute = sum(int(c) * os_run_cycles(spec, token_tiles=int(a), ntiles=int(b), groups=int(g))
+                  for (a, b, g), c in zip(shapes.T, counts))
+    nbytes = int(plan["fetch_act"].sum() + plan["fetch_wgt"].sum() + plan["writeback"].sum())
+    dram = nbytes / spec.dram_bytes_per_cycle + len(plan["run_tokens"]) * spec.dram_latency_cycles
+    return max(compute, dram)
+
+
+def _map_layer_os(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None) -> LayerMapping:
+    """Output-stationary mapping (``hwgen.os_engine``): tiles of ``rows`` tokens x ``cols``
+    outputs, each streaming all its groups (one per cycle) unless one token tile's or one
+    n-tile's groups do not fit a buffer; then the reduction is split into k-blocks of
+    ``g_block`` groups (later k-blocks accumulate onto the output memory), ``g_block`` chosen
+    from the largest that fits down by halves (not below ``2 * cols - 1``, the tile period
+    floor) by the cost of :func:`_plan_cost_os`."""
+    sparsity = check_sparsity(spec, sparsity) if layer.prunable else None
+    if layer.k > spec.max_k:
+        raise MappingError(f"layer {layer.name}: K = {layer.k} exceeds max_k = {spec.max_k} "
+                           "(the accumulator is sized for max_k products): raise max_k")
+    group = group_size(spec, sparsity)
+    mode = "sparse" if group > spec.n else "dense"
+    R, C, T = spec.rows, spec.cols, layer.tokens
+    G = math.ceil(layer.k / group)
+    TT, NT = math.ceil(T / R), math.ceil(layer.n_out / C)
+    wb = _os_word_bytes(spec)
+    half = 2 if spec.double_buffer else 1
+    caps = {"act_cap": spec.input_buffer_kib * 1024 // half, "wgt_cap": spec.weight_buffer_kib * 1024 // half,
+            "out_cap": spec.output_buffer_kib * 1024 // half}
+    for key, buf in (("act", "input_buffer_kib"), ("wgt", "weight_buffer_kib")):
+        if wb[key] > caps[f"{key}_cap"]:
+            raise MappingError(f"layer {layer.name}: one output-stationary {key} word needs {wb[key]} bytes but "
+                               f"{buf} = {getattr(spec, buf)} gives {caps[f'{key}_cap']} per buffer")
+    if C * wb["out"] > caps["out_cap"]:
+        raise MappingError(f"layer {layer.name}: one output-stationary tile's accumulators need {C * wb['out']} bytes "
+                           f"but output_buffer_kib = {spec.output_buffer_kib} gives {caps['out_cap']} per buffer")
+    g_max = min(G, caps["act_cap"] // wb["act"], caps["wgt_cap"] // wb["wgt"])
+    kw = dict(group=group, G=G, TT=TT, NT=NT, wb=wb, **caps)
+    plan = _plan_os(spec, layer, g_block=g_max, **kw)
+    if g_max < G:
+        best = _plan_cost_os(spec, plan)
+        g = g_max // 2
+        while g >= max(1, 2 * C - 1):
+            cand = _plan_os(spec, layer, g_block=g, **kw)
+            cost = _plan_cost_os(spec, cand)
+            if cost < best:
+                plan, best = cand, cost
+            g //= 2
+    reps = layer.count
+
+    def rep(a: np.ndarray) -> np.ndarray:
+        return np.tile(a, reps)
+
+    nruns = len(plan["run_tokens"])
+    return LayerMapping(
+        layer=layer, mode=mode, sparsity=sparsity, group=group, ktiles=plan["KB"], ntiles=NT,
+        token_block=int(plan["token_block"]), n_block=int(plan["n_block"]), k_block=int(plan["k_block"]),
+        loop_order=plan["order"], run_tokens=rep(plan["run_tokens"]), run_ntiles=rep(plan["run_ntiles"]),
+        run_ktiles=rep(np.ones(nruns, dtype=np.int64)), run_accumulate=rep(plan["run_accumulate"]),
+        run_out_cols=rep(plan["run_cols"]), fetch_act_bytes=rep(plan["fetch_act"]),
+        fetch_wgt_bytes=rep(plan["fetch_wgt"]), writeback_bytes=rep(plan["writeback"]),
+        dataflow="output-stationary", run_groups=rep(plan["run_groups"]),
     )
 
 

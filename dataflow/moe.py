@@ -86,8 +86,11 @@ class ExpertMapping:
 
 def _expert_spec(spec: HardwareSpec) -> HardwareSpec:
     """The spec the mapper sees for an expert GEMM: its weights sit in the expert buffer (each
-    GEMM's half of the expert in one half of it), not in the array's weight buffer."""
-    return spec.replace(weight_buffer_kib=spec.moe.expert_buffer_kib)
+    GEMM's half of the expert in one half of it), not in the array's weight buffer, and the
+    array runs weight-stationary -- the expert's weights held while its token queue streams
+    past is what the reordered schedule (and its RTL scheduler) is built on, whatever
+    ``spec.dataflow`` says for the other layers."""
+    return spec.replace(weight_buffer_kib=spec.moe.expert_buffer_kib, dataflow="weight-stationary")
 
 
 @lru_cache(maxsize=8192)
@@ -95,14 +98,13 @@ def _expert_cycles(spec: HardwareSpec, cfg: MoeVitConfig, tokens: int) -> int:
     """Engine cycles of the expert's two GEMMs over ``tokens`` tokens, mapped by
     :func:`dataflow.mapper.map_layer` and timed run by run by :func:`sim.engine.run_cycles`
     (exactly the compute cycles :func:`sim.simulate.simulate_layer` reports)."""
-    from sim.engine import run_cycles
+    from sim.simulate import run_compute_cycles
 
     es = _expert_spec(spec)
     total = 0
     for name, k, n_out in (("expert.fc1", cfg.embed, cfg.expert_hidden), ("expert.fc2", cfg.expert_hidden, cfg.embed)):
         mp = map_layer(es, GemmLayer(name=name, tokens=tokens, k=k, n_out=n_out, prunable=False), None)
-        tiles = mp.run_ntiles * mp.ktiles
-        total += sum(run_cycles(es, tokens=int(t), tiles=int(j)) for t, j in zip(mp.run_tokens, tiles))
+        total += int(run_compute_cycles(es, mp).sum())
     return total
 
 

@@ -28,6 +28,7 @@ __all__ = ["DESIGNS", "build_component", "emit_design", "design_dir", "EmitError
 #: imported only when that design is generated
 DESIGNS: dict[str, str] = {
     "engine": "hwgen.engine:build_engine",
+    "os_engine": "hwgen.os_engine:build_os_engine",
     "array": "hwgen.array:build_array",
     "pe": "hwgen.pe:build_pe",
     "sore": "hwgen.sore:build_sore",

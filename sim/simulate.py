@@ -5,7 +5,9 @@ Timing has two levels:
 1. **Compute** -- each engine run (a token block x a weight block, see
    :mod:`dataflow.mapper`) takes exactly :func:`sim.engine.run_cycles` cycles: the tile
    sequencer's loader/streamer recurrence plus fill and drain, as the generated RTL
-   behaves (checked against the RTL in ``tests/test_rtl_engine.py``).
+   behaves (checked against the RTL in ``tests/test_rtl_engine.py``); output-stationary
+   mappings use :func:`sim.os_engine.os_run_cycles` instead (``tests/test_rtl_os.py``,
+   docs/os_timing.md).
 2. **Memory** -- runs' DRAM transfers overlap compute through the on-chip buffers. DRAM is
    one server of ``dram_bandwidth_gbps`` with ``dram_latency_ns`` per transfer, serving
    requests in program order: the fetch of run i+1, then the write-back of run i. With
@@ -32,6 +34,7 @@ from models.network import Network
 from sparseforge.spec import HardwareSpec
 
 from .engine import run_cycles
+from .os_engine import os_run_cycles
 
 __all__ = ["LayerResult", "NetworkResult", "DramTimeline", "run_compute_cycles", "simulate_layer", "simulate_network",
            "compare"]
@@ -59,6 +62,7 @@ class LayerResult:
     dram_write_bytes: int
     sram_bytes: int
     energy_pj: dict[str, float]
+    dataflow: str = "weight-stationary"
 
     @property
     def dram_bytes(self) -> int:
@@ -193,7 +197,12 @@ def _memory_timeline(spec: HardwareSpec, compute: np.ndarray, fetch: np.ndarray,
 
 
 def run_compute_cycles(spec: HardwareSpec, mp: LayerMapping) -> np.ndarray:
-    """Engine cycles of each run of a mapped layer (exact, see :mod:`sim.engine`)."""
+    """Engine cycles of each run of a mapped layer (exact, see :mod:`sim.engine`, or
+    :mod:`sim.os_engine` for an output-stationary mapping)."""
+    if mp.dataflow == "output-stationary":
+        tt = -(-mp.run_tokens // spec.rows)
+        return np.array([os_run_cycles(spec, token_tiles=int(a), ntiles=int(b), groups=int(g))
+                         for a, b, g in zip(tt, mp.run_ntiles, mp.run_groups)], dtype=np.int64)
     tiles = mp.run_ntiles * mp.run_ktiles
     return np.array([run_cycles(spec, tokens=int(t), tiles=int(j)) for t, j in zip(mp.run_tokens, tiles)],
                     dtype=np.int64)
@@ -220,18 +229,22 @@ def simulate_layer(spec: HardwareSpec, mp: LayerMapping, *, timeline: DramTimeli
         total = end - before
     compute_cycles = int(compute.sum())
 
-    bits = word_widths(spec)
-    wbytes = {k: math.ceil(v / 8) for k, v in bits.items()}
-    vectors = int((mp.run_tokens * tiles).sum())                 # activation words streamed
-    issued = vectors * spec.rows * spec.cols * spec.n            # multiplier operations
-    # out-word writes + reads: every k-tile writes, all but a fresh run's first k-tile read
-    acc_rmw = int((mp.run_tokens * mp.run_ntiles * (2 * mp.run_ktiles - 1 + mp.run_accumulate)).sum())
-    sram = {
-        "act_read": vectors * wbytes["act"],
-        "wgt_read": int(tiles.sum()) * spec.rows * wbytes["wgt"],
-        "out_rw": acc_rmw * wbytes["out"],
-        "fill_drain": int(fetch.sum() + mp.writeback_bytes.sum()),
-    }
+    if mp.dataflow == "output-stationary":
+        sram, issued, n_tiles = _os_sram(spec, mp)
+    else:
+        bits = word_widths(spec)
+        wbytes = {k: math.ceil(v / 8) for k, v in bits.items()}
+        vectors = int((mp.run_tokens * tiles).sum())                 # activation words streamed
+        issued = vectors * spec.rows * spec.cols * spec.n            # multiplier operations
+        # out-word writes + reads: every k-tile writes, all but a fresh run's first k-tile read
+        acc_rmw = int((mp.run_tokens * mp.run_ntiles * (2 * mp.run_ktiles - 1 + mp.run_accumulate)).sum())
+        sram = {
+            "act_read": vectors * wbytes["act"],
+            "wgt_read": int(tiles.sum()) * spec.rows * wbytes["wgt"],
+            "out_rw": acc_rmw * wbytes["out"],
+            "fill_drain": int(fetch.sum() + mp.writeback_bytes.sum()),
+        }
+        n_tiles = mp.ktiles * mp.ntiles
     sram_bytes = int(sum(sram.values()))
     dram_r, dram_w = int(fetch.sum()), int(mp.writeback_bytes.sum())
     useful = mp.useful_macs
@@ -242,11 +255,33 @@ def simulate_layer(spec: HardwareSpec, mp: LayerMapping, *, timeline: DramTimeli
     }
     return LayerResult(
         name=lay.name, kind=lay.kind, mode=mp.mode, tokens=lay.tokens, k=lay.k, n_out=lay.n_out,
-        count=lay.count, tiles=mp.ktiles * mp.ntiles, runs=mp.runs, loop_order=mp.loop_order,
+        count=lay.count, tiles=n_tiles, runs=mp.runs, loop_order=mp.loop_order,
         cycles=int(total), compute_cycles=compute_cycles, stall_cycles=int(total - compute_cycles),
         useful_macs=useful, issued_macs=issued, utilisation=useful / (total * spec.multipliers),
         dram_read_bytes=dram_r, dram_write_bytes=dram_w, sram_bytes=sram_bytes, energy_pj=energy,
+        dataflow=mp.dataflow,
     )
+
+
+def _os_sram(spec: HardwareSpec, mp: LayerMapping) -> tuple[dict[str, int], int, int]:
+    """On-chip buffer bytes, issued multiplier operations and tiles of an output-stationary
+    mapping: per tile and group one activation and one weight word are read; every tile
+    writes ``cols`` output words and reads them too when its run accumulates."""
+    from dataflow.os_layout import os_word_widths
+
+    wbytes = {k: math.ceil(v / 8) for k, v in os_word_widths(spec).items()}
+    tile_count = -(-mp.run_tokens // spec.rows) * mp.run_ntiles       # tiles of each run
+    steps = int((tile_count * mp.run_groups).sum())                    # group steps issued
+    out_words = int((tile_count * spec.cols * (1 + mp.run_accumulate)).sum())
+    fetch = mp.fetch_act_bytes + mp.fetch_wgt_bytes
+    sram = {
+        "act_read": steps * wbytes["act"],
+        "wgt_read": steps * wbytes["wgt"],
+        "out_rw": out_words * wbytes["out"],
+        "fill_drain": int(fetch.sum() + mp.writeback_bytes.sum()),
+    }
+    one = -(-mp.layer.tokens // spec.rows) * mp.ntiles * mp.ktiles       # tiles of one GEMM
+    return sram, steps * spec.rows * spec.cols * spec.n, int(one)
 
 
 def simulate_network(spec: HardwareSpec, network: Network, sparsity: tuple[int, int] | None) -> NetworkResult:

@@ -278,7 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "manifest.json recording the spec, its digest, the ports and how to instantiate.")
     _add_hw(p)
     p.add_argument("--design", default="engine",
-                   help="engine (array + buffers + tile sequencer), array, or pe (default: %(default)s)")
+                   help="engine (weight-stationary array + buffers + tile sequencer), os_engine "
+                        "(output-stationary), array, pe, sore (N:M mask generator), hashmerge (SpGEMM), "
+                        "moe_reorder / moe_router / moe_scheduler (default: %(default)s)")
     p.add_argument("--out", default="rtl_out", help="output folder (default: %(default)s)")
     p.add_argument("--name", help="design folder name inside --out (default: <preset>-<design>)")
     p.set_defaults(func=cmd_generate)

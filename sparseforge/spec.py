@@ -31,7 +31,7 @@ from .specbase import Section, SpecError, check_type, field_types, parse_value
 __all__ = ["SpecError", "HardwareSpec", "SpgemmSpec", "MoeSpec", "TrainSpec", "load_spec", "list_presets", "preset_path"]
 
 
-DATAFLOWS = ("weight-stationary",)
+DATAFLOWS = ("weight-stationary", "output-stationary", "switchable")
 
 # Fields that name or describe a spec but do not change the hardware: left out of the
 # digest so two presets describing the same machine share a digest.

@@ -373,3 +373,15 @@ def test_cli_bad_input(tmp_path, capsys):
     with pytest.raises(UserError, match=r"need \(F, 6, 1025, 4\)"):
         _run(["--net", "m3vit-small", "--hw", "m3vit-zcu104", "--routing-file", str(FIXTURE)], capsys)
     assert not out_file.exists()
+
+
+def test_experts_stay_weight_stationary_on_a_switchable_array():
+    """The reordered schedule holds an expert's weights in the array while its queue streams
+    past, so expert GEMMs are mapped weight-stationary even when the spec lets other layers
+    switch dataflow; their cycles equal the same expert on a weight-stationary spec."""
+    from dataflow.moe import _expert_cycles, _expert_spec
+    ws = load_spec("m3vit-zcu104")
+    sw = load_spec("m3vit-zcu104", ["dataflow=switchable"])
+    assert _expert_spec(sw).dataflow == "weight-stationary"
+    cfg = moe.get_config("m3vit-small")
+    assert _expert_cycles(sw, cfg, 77) == _expert_cycles(ws, cfg, 77)

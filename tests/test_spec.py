@@ -85,9 +85,9 @@ def test_operand_width_bounds_are_inclusive(field, value):
 
 
 def test_unknown_dataflow_is_rejected():
-    """Only weight-stationary exists; the message lists the choices."""
-    assert _error(dataflow="output-stationary") == \
-        "dataflow = 'output-stationary' is not allowed: choose one of weight-stationary"
+    """weight-stationary, output-stationary and switchable exist; the message lists the choices."""
+    assert _error(dataflow="row-stationary") == \
+        "dataflow = 'row-stationary' is not allowed: choose one of weight-stationary, output-stationary, switchable"
 
 
 @pytest.mark.parametrize("field", ["clock_mhz", "dram_bandwidth_gbps"])

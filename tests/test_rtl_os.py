@@ -1,0 +1,151 @@
+"""The generated output-stationary engine, run in Icarus Verilog on real pruned MiniLM operands.
+
+Each case slices a real MiniLM Linear layer (weights pruned N:M by magnitude, int8
+activations from real text), lays it out with :mod:`dataflow.os_layout`, runs it on the
+emitted ``os_engine`` Verilog and checks
+
+- every output word bit-exactly against the NumPy golden model (``models.golden``), and
+- the measured cycles from ``start`` to ``done`` against :func:`sim.os_engine.os_run_cycles`,
+  exactly, twice in a row (the second run checks the engine restarts cleanly).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dataflow.layout import group_size, grouped_dense, grouped_sparse
+from dataflow.os_layout import os_memory_image
+from models.golden import gemm_dense_int, gemm_nm_int
+from models.prune import compress
+from sim.os_engine import os_run_cycles, os_tile_period
+from sparseforge.spec import HardwareSpec
+from tests.rtl.harness import run_bench
+from tests.test_rtl_engine import _real_operands
+
+pytestmark = [pytest.mark.rtl, pytest.mark.minilm]
+
+
+def _phase(spec, x, gw, *, accumulate=0, runs=2):
+    img = os_memory_image(spec, x, gw)
+    til = img.tiling
+    cycles = os_run_cycles(spec, token_tiles=til.token_tiles, ntiles=til.ntiles, groups=til.groups)
+    phase = {"act": [f"{a:x}" for a in img.act], "wgt": [f"{b:x}" for b in img.wgt], "groups": til.groups,
+             "accumulate": accumulate, "runs": runs}
+    return img, phase, cycles
+
+
+def _run(spec, tmp_path, phases, img):
+    til = img.tiling
+    case = {"phases": phases, "token_tiles": til.token_tiles, "ntiles": til.ntiles, "rows": spec.rows,
+            "acc_width": spec.acc_width, "expected": img.expected.tolist(), "timeout_cycles": 100000}
+    depths = {"act_depth": max(len(p["act"]) for p in phases), "wgt_depth": max(len(p["wgt"]) for p in phases),
+              "out_depth": til.tiles * spec.cols}
+    return run_bench(spec, design="os_engine", bench="cocotb_os_engine", case=case, workdir=tmp_path, **depths)
+
+
+def _check_golden(img, x, golden):
+    T, N = golden.shape
+    til = img.tiling
+    got = img.expected.transpose(0, 3, 1, 2).reshape(til.token_tiles * img.expected.shape[3], -1)
+    assert np.array_equal(got[:T, :N], golden)
+
+
+# (rows, cols, n, m, layer, tokens, k, n_out): 2:4, 1:4, 2:8; K never a multiple of the
+# group; several token tiles and n-tiles; groups both above and below 2*cols - 1 (the
+# period bound), and a one-column array (no result chain).
+SPARSE_GRID = [
+    (4, 4, 2, 4, "layer0.attn.q", 10, 50, 10),     # G = 13 >= 7: back-to-back tiles
+    (3, 5, 1, 4, "layer1.ffn.up", 7, 30, 12),      # G = 8 < 9: period 2*cols - 1
+    (2, 3, 2, 8, "layer2.ffn.down", 5, 45, 7),     # G = 6 >= 5
+    (5, 1, 2, 4, "layer5.attn.o", 11, 18, 3),      # one column
+]
+
+
+@pytest.mark.parametrize("rows,cols,n,m,layer,tokens,k,n_out", SPARSE_GRID)
+def test_os_sparse_gemm_matches_golden_and_cycles(tmp_path, rows, cols, n, m, layer, tokens, k, n_out):
+    """A multi-tile N:M GEMM on real operands: every output equals the golden N:M product and
+    the RTL's cycles equal ``os_run_cycles`` exactly, on two consecutive runs."""
+    spec = HardwareSpec(rows=rows, cols=cols, n=n, m=m, max_k=4096)
+    x, w = _real_operands(n, m, layer, tokens=tokens, k=k, n_out=n_out)
+    comp = compress(w, n, m)
+    assert np.array_equal(comp.to_dense(), w), "the real slice is N:M sparse"
+    gw = grouped_sparse(comp.values, comp.indices, n=n, m=m, k=k, spec=spec)
+    img, phase, cycles = _phase(spec, x, gw)
+    assert k % gw.group != 0 and img.tiling.token_tiles > 1 and img.tiling.ntiles > 1
+    _check_golden(img, x, gemm_nm_int(x, comp))
+    result = _run(spec, tmp_path, [phase], img)
+    assert result["cycles"] == [cycles, cycles]
+
+
+DENSE_GRID = [
+    (4, 4, 4, 4, "layer3.attn.o", 6, 21, 8),       # dense array
+    (4, 4, 2, 4, "layer4.ffn.up", 10, 23, 6),      # dense mode on a 2:4 array (groups of 2)
+]
+
+
+@pytest.mark.parametrize("rows,cols,n,m,layer,tokens,k,n_out", DENSE_GRID)
+def test_os_dense_gemm_matches_golden_and_cycles(tmp_path, rows, cols, n, m, layer, tokens, k, n_out):
+    """Dense int8 weights on a dense array and, in dense mode, on a sparse array: bit-exact
+    against ``X @ W^T`` and cycle-exact against ``os_run_cycles``."""
+    spec = HardwareSpec(rows=rows, cols=cols, n=n, m=m, max_k=4096)
+    x, w = _real_operands(m, m, layer, tokens=tokens, k=k, n_out=n_out)
+    gw = grouped_dense(w, spec)
+    img, phase, cycles = _phase(spec, x, gw)
+    assert k % gw.group != 0 and img.tiling.token_tiles > 1 and img.tiling.ntiles > 1
+    _check_golden(img, x, gemm_dense_int(x, w))
+    result = _run(spec, tmp_path, [phase], img)
+    assert result["cycles"] == [cycles, cycles]
+
+
+@pytest.mark.parametrize("wn,wm,group", [(2, 4, 4), (1, 4, 8)])
+def test_os_other_patterns_on_a_2of8_array(tmp_path, wn, wm, group):
+    """2:4 and 1:4 weights on 2:8 PEs use the largest group the PEs hold (4 and 8 lanes):
+    bit-exact and cycle-exact on the OS engine."""
+    spec = HardwareSpec(rows=3, cols=4, n=2, m=8, max_k=4096)
+    assert group_size(spec, (wn, wm)) == group
+    x, w = _real_operands(wn, wm, "layer2.attn.v", tokens=8, k=60, n_out=6)
+    comp = compress(w, wn, wm)
+    gw = grouped_sparse(comp.values, comp.indices, n=wn, m=wm, k=60, spec=spec)
+    assert gw.group == group
+    img, phase, cycles = _phase(spec, x, gw)
+    _check_golden(img, x, gemm_nm_int(x, comp))
+    result = _run(spec, tmp_path, [phase], img)
+    assert result["cycles"] == [cycles, cycles]
+
+
+def test_os_single_tile_cycles(tmp_path):
+    """One tile: the run is the start cycle, the last issue at cycle G - 1, the memory read,
+    the PE pipeline with row skew/deskew, the result chain (every other cycle per column)
+    and ``done``."""
+    spec = HardwareSpec(rows=4, cols=4, n=2, m=4, max_k=4096)
+    x, w = _real_operands(2, 4, "layer0.ffn.up", tokens=4, k=40, n_out=4)
+    comp = compress(w, 2, 4)
+    gw = grouped_sparse(comp.values, comp.indices, n=2, m=4, k=40, spec=spec)
+    img, phase, cycles = _phase(spec, x, gw)
+    assert img.tiling.tiles == 1 and img.tiling.groups == 10
+    result = _run(spec, tmp_path, [phase], img)
+    assert result["cycles"] == [cycles, cycles]
+    assert cycles == 1 + (10 - 1) + 1 + 4 + spec.rows + 2 * (spec.cols - 1) + 1
+
+
+def test_os_reduction_split_accumulates(tmp_path):
+    """K split into two blocks run one after the other, the second with ``cfg_accumulate``:
+    the output memory ends with the full product (bit-exact) and each run takes exactly
+    ``os_run_cycles`` for its own groups (the first below the period bound, the second above)."""
+    spec = HardwareSpec(rows=3, cols=4, n=2, m=4, max_k=4096)
+    x, w = _real_operands(2, 4, "layer1.attn.q", tokens=7, k=50, n_out=9)
+    comp = compress(w, 2, 4)
+    k1 = 20                                             # 5 groups, then 8
+    phases, periods = [], []
+    for lo, hi, accumulate in ((0, k1, 0), (k1, 50, 1)):
+        c = compress(w[:, lo:hi], 2, 4)
+        gw = grouped_sparse(c.values, c.indices, n=2, m=4, k=hi - lo, spec=spec)
+        img, phase, cycles = _phase(spec, x[:, lo:hi], gw, accumulate=accumulate, runs=1)
+        phases.append(phase | {"expected_cycles": cycles})
+        periods.append(os_tile_period(spec, img.tiling.groups))
+    assert periods == [2 * spec.cols - 1, 8]
+    full = os_memory_image(spec, x, grouped_sparse(comp.values, comp.indices, n=2, m=4, k=50, spec=spec))
+    _check_golden(full, x, gemm_nm_int(x, comp))
+    result = _run(spec, tmp_path, phases, full)
+    assert result["cycles"] == [p["expected_cycles"] for p in phases]
