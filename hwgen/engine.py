@@ -45,7 +45,7 @@ from dataflow.layout import word_widths
 
 from .array import SparseArray
 
-__all__ = ["GemmEngine", "engine_depths", "build_engine"]
+__all__ = ["MemoryEngine", "GemmEngine", "engine_depths", "build_engine"]
 
 
 def engine_depths(spec: HardwareSpec) -> dict[str, int]:
@@ -58,42 +58,32 @@ def engine_depths(spec: HardwareSpec) -> dict[str, int]:
     }
 
 
-def build_engine(spec: HardwareSpec, **depths: int) -> "GemmEngine":
-    """The engine for ``spec``; memory depths default to :func:`engine_depths`."""
-    return GemmEngine(spec=spec, **{**engine_depths(spec), **depths})
+class MemoryEngine(wiring.Component):
+    """The host interface the GEMM engines share: ``start``, the engine's own configuration
+    ports, ``cfg_accumulate``, ``busy``/``done``, host writes into the activation and weight
+    memories and a host read of the output memory. Subclasses give their configuration
+    ports, memory word widths and ``dataflow``."""
 
+    dataflow = ""
 
-class GemmEngine(wiring.Component):
-    """Ports:
-
-    - ``start`` (pulse while idle), ``cfg_tokens`` (T >= 1), ``cfg_ktiles``,
-      ``cfg_ntiles`` (>= 1; held stable while busy); ``cfg_accumulate``: add the run's
-      results onto the output memory instead of overwriting it on the first k-tile (a
-      reduction split over several runs, each with its own block of K); ``busy``; ``done``
-      (high from the end of a run until the next ``start``).
-    - ``act_we``/``act_addr``/``act_wdata``, ``wgt_we``/``wgt_addr``/``wgt_wdata``: host
-      writes into the activation and weight memories (while idle).
-    - ``out_addr``/``out_rdata``: host read of the output memory (one cycle latency).
-    """
-
-    def __init__(self, *, spec: HardwareSpec, act_depth: int, wgt_depth: int, out_depth: int):
+    @staticmethod
+    def check_args(spec: object, **depths: object) -> None:
+        """Refuse a non-spec or a non-positive depth (subclasses call this first)."""
         if not isinstance(spec, HardwareSpec):
             raise TypeError(f"spec must be a HardwareSpec, not {spec!r}")
-        for name, v in (("act_depth", act_depth), ("wgt_depth", wgt_depth), ("out_depth", out_depth)):
-            if not isinstance(v, int) or v < 1:
+        for name, v in depths.items():
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
-        if wgt_depth < spec.rows:
-            raise ValueError(f"wgt_depth = {wgt_depth} must hold at least one tile ({spec.rows} words)")
+
+    def __init__(self, *, spec: HardwareSpec, act_depth: int, wgt_depth: int, out_depth: int,
+                 widths: dict[str, int], config: dict[str, object]):
+        self.check_args(spec, act_depth=act_depth, wgt_depth=wgt_depth, out_depth=out_depth)
         self._spec = spec
         self._depths = {"act": act_depth, "wgt": wgt_depth, "out": out_depth}
-        widths = word_widths(spec)
-        self._widths = widths
-        max_tiles = wgt_depth // spec.rows
+        self._widths = dict(widths)
         super().__init__({
             "start": In(1),
-            "cfg_tokens": In(range(act_depth + 1)),
-            "cfg_ktiles": In(range(max_tiles + 1)),
-            "cfg_ntiles": In(range(max_tiles + 1)),
+            **config,
             "cfg_accumulate": In(1),
             "busy": Out(1),
             "done": Out(1),
@@ -118,7 +108,40 @@ class GemmEngine(wiring.Component):
     @property
     def params(self) -> dict[str, object]:
         """Generation parameters recorded in the manifest."""
-        return {f"{k}_depth": v for k, v in self._depths.items()} | {"word_widths": dict(self._widths)}
+        return ({f"{k}_depth": v for k, v in self._depths.items()}
+                | {"word_widths": dict(self._widths), "dataflow": self.dataflow})
+
+
+def build_engine(spec: HardwareSpec, **depths: int) -> "GemmEngine":
+    """The engine for ``spec``; memory depths default to :func:`engine_depths`."""
+    return GemmEngine(spec=spec, **{**engine_depths(spec), **depths})
+
+
+class GemmEngine(MemoryEngine):
+    """Ports:
+
+    - ``start`` (pulse while idle), ``cfg_tokens`` (T >= 1), ``cfg_ktiles``,
+      ``cfg_ntiles`` (>= 1; held stable while busy); ``cfg_accumulate``: add the run's
+      results onto the output memory instead of overwriting it on the first k-tile (a
+      reduction split over several runs, each with its own block of K); ``busy``; ``done``
+      (high from the end of a run until the next ``start``).
+    - ``act_we``/``act_addr``/``act_wdata``, ``wgt_we``/``wgt_addr``/``wgt_wdata``: host
+      writes into the activation and weight memories (while idle).
+    - ``out_addr``/``out_rdata``: host read of the output memory (one cycle latency).
+    """
+    dataflow = "weight-stationary"
+
+    def __init__(self, *, spec: HardwareSpec, act_depth: int, wgt_depth: int, out_depth: int):
+        self.check_args(spec, act_depth=act_depth, wgt_depth=wgt_depth, out_depth=out_depth)
+        if wgt_depth < spec.rows:
+            raise ValueError(f"wgt_depth = {wgt_depth} must hold at least one tile ({spec.rows} words)")
+        max_tiles = wgt_depth // spec.rows
+        super().__init__(spec=spec, act_depth=act_depth, wgt_depth=wgt_depth, out_depth=out_depth,
+                         widths=word_widths(spec), config={
+                             "cfg_tokens": In(range(act_depth + 1)),
+                             "cfg_ktiles": In(range(max_tiles + 1)),
+                             "cfg_ntiles": In(range(max_tiles + 1)),
+                         })
 
     def elaborate(self, platform):
         s = self._spec

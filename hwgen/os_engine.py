@@ -21,13 +21,14 @@ rises the cycle after the last write. See ``docs/os_timing.md`` and :mod:`sim.os
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal, unsigned
-from amaranth.lib import data, memory, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, memory
+from amaranth.lib.wiring import In
 
 from sparseforge.spec import HardwareSpec
 
 from dataflow.os_layout import os_word_widths
 
+from .engine import MemoryEngine
 from .os_array import OS_PE_LATENCY, OSArray
 
 __all__ = ["OSEngine", "os_engine_depths", "build_os_engine"]
@@ -48,7 +49,7 @@ def build_os_engine(spec: HardwareSpec, **depths: int) -> "OSEngine":
     return OSEngine(spec=spec, **{**os_engine_depths(spec), **depths})
 
 
-class OSEngine(wiring.Component):
+class OSEngine(MemoryEngine):
     """Ports:
 
     - ``start`` (pulse while idle), ``cfg_groups`` (G), ``cfg_ttiles``, ``cfg_ntiles``
@@ -59,50 +60,19 @@ class OSEngine(wiring.Component):
       writes (while idle); ``out_addr``/``out_rdata``: host read (one cycle latency).
     """
 
+    dataflow = "output-stationary"
+
     def __init__(self, *, spec: HardwareSpec, act_depth: int, wgt_depth: int, out_depth: int):
-        if not isinstance(spec, HardwareSpec):
-            raise TypeError(f"spec must be a HardwareSpec, not {spec!r}")
-        for name, v in (("act_depth", act_depth), ("wgt_depth", wgt_depth), ("out_depth", out_depth)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, not {v!r}")
+        self.check_args(spec, act_depth=act_depth, wgt_depth=wgt_depth, out_depth=out_depth)
         if out_depth < spec.cols:
             raise ValueError(f"out_depth = {out_depth} must hold at least one tile ({spec.cols} words)")
-        self._spec = spec
-        self._depths = {"act": act_depth, "wgt": wgt_depth, "out": out_depth}
-        widths = os_word_widths(spec)
-        self._widths = widths
         gmax = max(act_depth, wgt_depth)
-        super().__init__({
-            "start": In(1),
-            "cfg_groups": In(range(gmax + 1)),
-            "cfg_ttiles": In(range(act_depth + 1)),
-            "cfg_ntiles": In(range(wgt_depth + 1)),
-            "cfg_accumulate": In(1),
-            "busy": Out(1),
-            "done": Out(1),
-            "act_we": In(1),
-            "act_addr": In(range(act_depth)),
-            "act_wdata": In(widths["act"]),
-            "wgt_we": In(1),
-            "wgt_addr": In(range(wgt_depth)),
-            "wgt_wdata": In(widths["wgt"]),
-            "out_addr": In(range(out_depth)),
-            "out_rdata": Out(widths["out"]),
-        })
-
-    @property
-    def spec(self) -> HardwareSpec:
-        return self._spec
-
-    @property
-    def depths(self) -> dict[str, int]:
-        return dict(self._depths)
-
-    @property
-    def params(self) -> dict[str, object]:
-        """Generation parameters recorded in the manifest."""
-        return ({f"{k}_depth": v for k, v in self._depths.items()}
-                | {"word_widths": dict(self._widths), "dataflow": "output-stationary"})
+        super().__init__(spec=spec, act_depth=act_depth, wgt_depth=wgt_depth, out_depth=out_depth,
+                         widths=os_word_widths(spec), config={
+                             "cfg_groups": In(range(gmax + 1)),
+                             "cfg_ttiles": In(range(act_depth + 1)),
+                             "cfg_ntiles": In(range(wgt_depth + 1)),
+                         })
 
     def elaborate(self, platform):
         s = self._spec
