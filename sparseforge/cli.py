@@ -34,6 +34,27 @@ def _sparsity(text: str) -> tuple[int, int] | None:
     return (n, m)
 
 
+def _onnx_network(args: argparse.Namespace):
+    """The network of ``--onnx FILE`` (with ``--input-shape`` overrides), or None."""
+    if not args.onnx:
+        return None
+    from models.onnx_import import import_onnx
+
+    shapes = {}
+    for item in args.input_shape or ():
+        name, sep, dims = item.partition("=")
+        try:
+            shapes[name.strip()] = [int(d) for d in dims.split(",")]
+            if not sep or not name.strip() or min(shapes[name.strip()]) < 1:
+                raise ValueError
+        except ValueError:
+            raise UserError(f"--input-shape {item!r} is not allowed: write NAME=d0,d1,... with positive sizes") from None
+    try:
+        return import_onnx(args.onnx, input_shapes=shapes or None)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UserError(f"--onnx {args.onnx}: {exc}") from None
+
+
 def _spec(args: argparse.Namespace) -> HardwareSpec:
     return load_spec(args.hw, args.set or ())
 
@@ -71,7 +92,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
         if args.functional:
             raise UserError("--functional is for inference: drop it with --train")
-        text = simulate_train(args, spec, sparsity)
+        text = simulate_train(args, spec, sparsity, network=_onnx_network(args))
         return emit_report(text, args.output)
     if args.batch is None:
         args.batch = 1
@@ -80,10 +101,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         kw["tokens"] = args.tokens
     elif args.net == "resnet50":
         kw["batch"] = args.batch
-    try:
-        net = get_network(args.net, **kw)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    net = _onnx_network(args)
+    if net is None:
+        try:
+            net = get_network(args.net, **kw)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     extra: dict[str, Any] = {}
     if args.functional:
         if args.net != "minilm":
@@ -247,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--net", default="minilm",
                    help="network: minilm or resnet50; with --train also resnet18, vgg16, mobilenetv2, vit_s16, "
                         "bert_base; m3vit-small / m3vit-tiny simulate MoE multi-task inference (default: %(default)s)")
+    p.add_argument("--onnx", metavar="FILE.onnx",
+                   help="simulate the GEMMs (Conv, Gemm, MatMul) of your own ONNX model instead of --net")
+    p.add_argument("--input-shape", action="append", metavar="NAME=d0,d1,...",
+                   help="static shape for an ONNX graph input with dynamic dimensions (repeatable)")
     p.add_argument("--sparsity", metavar="N:M|dense",
                    help="weight sparsity of the prunable layers (default: the array's own n:m)")
     p.add_argument("--tokens", type=int, default=128, help="MiniLM sequence length (default: %(default)s)")

@@ -61,16 +61,21 @@ def _table(res, dense, *, title: str) -> str:
     return "\n".join(lines)
 
 
-def simulate_train(args: argparse.Namespace, spec: HardwareSpec, sparsity: tuple[int, int] | None) -> str:
+def simulate_train(args: argparse.Namespace, spec: HardwareSpec, sparsity: tuple[int, int] | None, *,
+                   network=None) -> str:
+    """The ``--train`` report; ``network`` (e.g. from ``--onnx``) replaces ``--net``."""
     from dataflow.mapper import MappingError
     from models.zoo_train import get_training_network
     from sim.train import simulate_training
 
     batch = 32 if args.batch is None else args.batch
-    try:
-        net = get_training_network(args.net, batch=batch)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    if network is not None:
+        net, batch = network, "as in the ONNX file"
+    else:
+        try:
+            net = get_training_network(args.net, batch=batch)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     if args.method != "dense" and sparsity is None:
         raise UserError(f"--method {args.method} needs an N:M --sparsity (e.g. 2:8), not dense")
     opts = dict(interleave=not args.no_interleave, pregenerate=not args.no_pregenerate)
@@ -78,6 +83,12 @@ def simulate_train(args: argparse.Namespace, spec: HardwareSpec, sparsity: tuple
         res = simulate_training(spec, net, method=args.method, sparsity=sparsity, **opts)
         dense = None if args.no_dense or args.method == "dense" else \
             simulate_training(spec, net, method="dense", sparsity=None, **opts)
+        # what each enabled dataflow option buys: the same iteration with it switched off
+        effects = {}
+        for opt in ("pregenerate", "interleave"):
+            if opts[opt]:
+                off = simulate_training(spec, net, method=args.method, sparsity=sparsity, **{**opts, opt: False})
+                effects[opt] = off.cycles
     except (MappingError, ValueError) as exc:
         raise UserError(str(exc)) from None
     sp = f"{sparsity[0]}:{sparsity[1]}" if sparsity else "dense"
@@ -88,8 +99,14 @@ def simulate_train(args: argparse.Namespace, spec: HardwareSpec, sparsity: tuple
         if dense is not None:
             out["dense_totals"] = dense.totals()
             out["speedup_over_dense"] = dense.cycles / res.cycles
+        out["cycles_without"] = effects
         return json.dumps(out, indent=2)
-    return _table(res, dense, title=f"sparseforge simulate --train: {net.name} (batch {batch}), {args.method} {sp}")
+    text = _table(res, dense, title=f"sparseforge simulate --train: {net.name} (batch {batch}), {args.method} {sp}")
+    names = {"pregenerate": "pre-generation", "interleave": "interleave"}
+    for opt, cycles in effects.items():
+        text += (f"\nwithout {names[opt]}: {cycles} cycles ({cycles / res.cycles - 1:+.2%}); "
+                 f"{names[opt]} saves {cycles - res.cycles} cycles")
+    return text
 
 
 # ------------------------------------------------------------------ sparseforge train

@@ -134,3 +134,32 @@ def test_cli_train(capsys):
     assert capsys.readouterr().err.strip().startswith("sparseforge: error: training network 'nosuch' is not known")
     assert main(["simulate", "--train", "--sparsity", "dense", "--method", "srste"]) == 2
     assert "needs an N:M --sparsity" in capsys.readouterr().err
+
+
+def test_cli_onnx_network(tmp_path, capsys):
+    """--onnx simulates the GEMMs of a user's ONNX file: the real-shape light ResNet-50 from the
+    onnx wheel gives the same cycles as the built-in ResNet-50; an unsupported operator is one
+    clear line (exit 2) naming the operator and the node."""
+    onnx = pytest.importorskip("onnx")
+    import os
+    from onnx import TensorProto, helper
+    light = os.path.join(os.path.dirname(onnx.__file__), "backend/test/data/light/light_resnet50.onnx")
+    assert main(["simulate", "--onnx", light, "--no-dense", "--json"]) == 0
+    import json
+    via_onnx = json.loads(capsys.readouterr().out)["totals"]["cycles"]
+    assert main(["simulate", "--net", "resnet50", "--no-dense", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["totals"]["cycles"] == via_onnx
+    assert main(["simulate", "--train", "--onnx", light, "--hw", "sat-vcu1525", "--sparsity", "2:8",
+                 "--no-dense"]) == 0
+    assert "without pre-generation" in capsys.readouterr().out
+    node = helper.make_node("NonMaxSuppression", ["x"], ["y"], name="nms0")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT64, [1, 3])])
+    bad = tmp_path / "bad.onnx"
+    onnx.save(helper.make_model(graph), str(bad))
+    assert main(["simulate", "--onnx", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"sparseforge: error: --onnx {bad}: ")
+    assert "NonMaxSuppression" in err[0]
+    assert main(["simulate", "--onnx", light, "--input-shape", "x=0,3"]) == 2
+    assert "--input-shape 'x=0,3' is not allowed" in capsys.readouterr().err
