@@ -2,6 +2,10 @@
 
     sparseforge presets                       list the built-in hardware presets
     sparseforge simulate [--net minilm] ...   simulate a network, per layer and in total
+                                              (--train: one training iteration; --net m3vit-*:
+                                              MoE task switching; --onnx FILE: your own network)
+    sparseforge train                         real N:M training on MNIST: accuracy vs speedup
+    sparseforge spgemm --a MATRIX             SpGEMM dataflows incl. SMASH scratchpad hashing
     sparseforge generate [--design engine]    write Verilog + manifest into rtl_out/<name>/
     sparseforge synth NAME_OR_DIR             Yosys (UltraScale+) resources and nextpnr (ECP5) Fmax
 
@@ -253,7 +257,10 @@ def _add_hw(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="sparseforge", description=__doc__.split("\n\n")[0] + ".",
+    ap = argparse.ArgumentParser(prog="sparseforge",
+                                 description="Co-design simulator and FPGA accelerator generator for sparse neural\n"
+                                             "networks: simulate N:M inference and training, SpGEMM and MoE\n"
+                                             "accelerators; generate and synthesise their Verilog.",
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="Run `sparseforge COMMAND --help` for a command's options.")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
