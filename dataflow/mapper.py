@@ -110,6 +110,30 @@ class LayerMapping:
         return macs
 
 
+def _block_sizes(total: int, block: int) -> np.ndarray:
+    """Sizes of the blocks that cover ``total`` in blocks of ``block`` (the last may be short)."""
+    count = math.ceil(total / block)
+    sizes = np.full(count, block, dtype=np.int64)
+    sizes[-1] = total - block * (count - 1)
+    return sizes
+
+
+def _run_grid(order: str, TT: int, NB: int, KB: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Token-block, weight-block and k-block index of every run in execution order (k-blocks
+    innermost, the two other loops as ``order`` says), and which runs need a new activation
+    block / weight block from DRAM (the one the previous run used differs)."""
+    if order == "tokens-outer":
+        ti, bi, ki = np.meshgrid(np.arange(TT), np.arange(NB), np.arange(KB), indexing="ij")
+    else:
+        bi, ti, ki = np.meshgrid(np.arange(NB), np.arange(TT), np.arange(KB), indexing="ij")
+    ti, bi, ki = ti.ravel(), bi.ravel(), ki.ravel()
+    new_act = np.ones(len(ti), dtype=bool)
+    new_wgt = np.ones(len(bi), dtype=bool)
+    new_act[1:] = (ti[1:] != ti[:-1]) | (ki[1:] != ki[:-1])
+    new_wgt[1:] = (bi[1:] != bi[:-1]) | (ki[1:] != ki[:-1])
+    return ti, bi, ki, new_act, new_wgt
+
+
 def _plan(spec: HardwareSpec, layer: GemmLayer, *, group: int, KT: int, NT: int, k_block: int,
           wb: dict[str, int], tile_wgt: int, act_cap: int, wgt_cap: int, out_cap: int) -> dict:
     """Blocks, loop order and per-run arrays for one choice of k-block (k-tiles per run)."""
@@ -131,31 +155,19 @@ def _plan(spec: HardwareSpec, layer: GemmLayer, *, group: int, KT: int, NT: int,
                      + act_bytes_total * (1 if (TT == 1 and one_k) else NB))
     order = "tokens-outer" if tokens_outer <= weights_outer else "weights-outer"
 
-    tok_sizes = np.full(TT, token_block, dtype=np.int64)
-    tok_sizes[-1] = T - token_block * (TT - 1)
-    nb_sizes = np.full(NB, n_block, dtype=np.int64)
-    nb_sizes[-1] = NT - n_block * (NB - 1)
+    tok_sizes = _block_sizes(T, token_block)
+    nb_sizes = _block_sizes(NT, n_block)
     col_sizes = np.minimum(nb_sizes * spec.cols, layer.n_out - np.arange(NB) * n_block * spec.cols)
-    kb_sizes = np.full(KB, k_block, dtype=np.int64)
-    kb_sizes[-1] = KT - k_block * (KB - 1)
+    kb_sizes = _block_sizes(KT, k_block)
     # reduction indices (of the real K) each k-block covers
     k_per_tile = spec.rows * group
     kb_k = np.minimum(kb_sizes * k_per_tile, layer.k - np.arange(KB) * k_block * k_per_tile)
 
-    if order == "tokens-outer":
-        ti, bi, ki = np.meshgrid(np.arange(TT), np.arange(NB), np.arange(KB), indexing="ij")
-    else:
-        bi, ti, ki = np.meshgrid(np.arange(NB), np.arange(TT), np.arange(KB), indexing="ij")
-    ti, bi, ki = ti.ravel(), bi.ravel(), ki.ravel()
+    ti, bi, ki, new_act, new_wgt = _run_grid(order, TT, NB, KB)
     run_tokens = tok_sizes[ti]
     run_ntiles = nb_sizes[bi]
     run_ktiles = kb_sizes[ki]
     run_cols = col_sizes[bi]
-    # a block is fetched when it differs from the one the previous run used
-    new_act = np.ones(len(ti), dtype=bool)
-    new_wgt = np.ones(len(bi), dtype=bool)
-    new_act[1:] = (ti[1:] != ti[:-1]) | (ki[1:] != ki[:-1])
-    new_wgt[1:] = (bi[1:] != bi[:-1]) | (ki[1:] != ki[:-1])
     fetch_act = np.where(new_act, run_tokens * kb_k[ki] * math.ceil(spec.act_width / 8), 0)
     fetch_wgt = np.where(new_wgt, run_ntiles * run_ktiles * tile_wgt, 0)
     last_k = ki == KB - 1
@@ -299,22 +311,12 @@ def _plan_os(spec: HardwareSpec, layer: GemmLayer, *, group: int, G: int, TT: in
     order = "tokens-outer" if tokens_outer <= weights_outer else "weights-outer"
 
     tok_sizes = np.minimum(token_block, T - np.arange(TB) * token_block).astype(np.int64)
-    nb_sizes = np.full(NB, n_block, dtype=np.int64)
-    nb_sizes[-1] = NT - n_block * (NB - 1)
+    nb_sizes = _block_sizes(NT, n_block)
     col_sizes = np.minimum(nb_sizes * C, layer.n_out - np.arange(NB) * n_block * C)
-    kb_sizes = np.full(KB, g_block, dtype=np.int64)
-    kb_sizes[-1] = G - g_block * (KB - 1)
+    kb_sizes = _block_sizes(G, g_block)
     kb_k = np.minimum(kb_sizes * group, layer.k - np.arange(KB) * g_block * group)
-    if order == "tokens-outer":
-        ti, bi, ki = np.meshgrid(np.arange(TB), np.arange(NB), np.arange(KB), indexing="ij")
-    else:
-        bi, ti, ki = np.meshgrid(np.arange(NB), np.arange(TB), np.arange(KB), indexing="ij")
-    ti, bi, ki = ti.ravel(), bi.ravel(), ki.ravel()
+    ti, bi, ki, new_act, new_wgt = _run_grid(order, TB, NB, KB)
     run_tokens, run_ntiles, run_groups, run_cols = tok_sizes[ti], nb_sizes[bi], kb_sizes[ki], col_sizes[bi]
-    new_act = np.ones(len(ti), dtype=bool)
-    new_wgt = np.ones(len(bi), dtype=bool)
-    new_act[1:] = (ti[1:] != ti[:-1]) | (ki[1:] != ki[:-1])
-    new_wgt[1:] = (bi[1:] != bi[:-1]) | (ki[1:] != ki[:-1])
     fetch_act = np.where(new_act, run_tokens * kb_k[ki] * math.ceil(spec.act_width / 8), 0)
     fetch_wgt = np.where(new_wgt, run_ntiles * run_groups * wb["wgt"], 0)
     writeback = np.where(ki == KB - 1, run_tokens * run_cols * wb["acc"], 0)

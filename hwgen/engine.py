@@ -35,6 +35,8 @@ same (n-tile, token) arrives, adds (or, on the first k-tile, overwrites) and wri
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
@@ -111,6 +113,30 @@ class MemoryEngine(wiring.Component):
         return ({f"{k}_depth": v for k, v in self._depths.items()}
                 | {"word_widths": dict(self._widths), "dataflow": self.dataflow})
 
+    def _memories(self, m: Module) -> SimpleNamespace:
+        """Build the three memories and the host side of the interface in ``m``: ``running``
+        and ``done`` registers driving ``busy``/``done``, host writes into the activation and
+        weight memories (ignored while running) and the host read port of the output memory.
+        Returns the registers and the engine-side ports: ``act_rd``, ``wgt_rd`` (synchronous
+        reads), ``acc_rd`` and ``out_wr`` (the accumulator's read and write of the output)."""
+        d, wd = self._depths, self._widths
+        m.submodules.act_mem = act_mem = memory.Memory(shape=unsigned(wd["act"]), depth=d["act"], init=[])
+        m.submodules.wgt_mem = wgt_mem = memory.Memory(shape=unsigned(wd["wgt"]), depth=d["wgt"], init=[])
+        m.submodules.out_mem = out_mem = memory.Memory(shape=unsigned(wd["out"]), depth=d["out"], init=[])
+        running = Signal()
+        done = Signal()
+        m.d.comb += [self.busy.eq(running), self.done.eq(done)]
+        act_wr = act_mem.write_port()
+        wgt_wr = wgt_mem.write_port()
+        m.d.comb += [
+            act_wr.en.eq(self.act_we & ~running), act_wr.addr.eq(self.act_addr), act_wr.data.eq(self.act_wdata),
+            wgt_wr.en.eq(self.wgt_we & ~running), wgt_wr.addr.eq(self.wgt_addr), wgt_wr.data.eq(self.wgt_wdata),
+        ]
+        host_rd = out_mem.read_port()
+        m.d.comb += [host_rd.addr.eq(self.out_addr), self.out_rdata.eq(host_rd.data)]
+        return SimpleNamespace(running=running, done=done, act_rd=act_mem.read_port(), wgt_rd=wgt_mem.read_port(),
+                               acc_rd=out_mem.read_port(), out_wr=out_mem.write_port())
+
 
 def build_engine(spec: HardwareSpec, **depths: int) -> "GemmEngine":
     """The engine for ``spec``; memory depths default to :func:`engine_depths`."""
@@ -148,29 +174,11 @@ class GemmEngine(MemoryEngine):
         m = Module()
         R, C = s.rows, s.cols
         d = self._depths
-        wd = self._widths
 
         m.submodules.array = arr = SparseArray(spec=s)
-        m.submodules.act_mem = act_mem = memory.Memory(shape=unsigned(wd["act"]), depth=d["act"], init=[])
-        m.submodules.wgt_mem = wgt_mem = memory.Memory(shape=unsigned(wd["wgt"]), depth=d["wgt"], init=[])
-        m.submodules.out_mem = out_mem = memory.Memory(shape=unsigned(wd["out"]), depth=d["out"], init=[])
-
-        act_wr = act_mem.write_port()
-        wgt_wr = wgt_mem.write_port()
-        m.d.comb += [
-            act_wr.en.eq(self.act_we & ~self.busy), act_wr.addr.eq(self.act_addr), act_wr.data.eq(self.act_wdata),
-            wgt_wr.en.eq(self.wgt_we & ~self.busy), wgt_wr.addr.eq(self.wgt_addr), wgt_wr.data.eq(self.wgt_wdata),
-        ]
-        act_rd = act_mem.read_port()
-        wgt_rd = wgt_mem.read_port()
-        acc_rd = out_mem.read_port()
-        host_rd = out_mem.read_port()
-        out_wr = out_mem.write_port()
-        m.d.comb += [host_rd.addr.eq(self.out_addr), self.out_rdata.eq(host_rd.data)]
-
-        running = Signal()
-        done = Signal()
-        m.d.comb += [self.busy.eq(running), self.done.eq(done)]
+        mem = self._memories(m)
+        running, done = mem.running, mem.done
+        act_rd, wgt_rd, acc_rd, out_wr = mem.act_rd, mem.wgt_rd, mem.acc_rd, mem.out_wr
 
         tile_bits = len(self.cfg_ktiles)
         count_bits = max(1, (d["wgt"] // R) * (d["wgt"] // R)).bit_length() + 1

@@ -20,8 +20,8 @@ rises the cycle after the last write. See ``docs/os_timing.md`` and :mod:`sim.os
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, unsigned
-from amaranth.lib import data, memory
+from amaranth import Module, Mux, Signal
+from amaranth.lib import data
 from amaranth.lib.wiring import In
 
 from sparseforge.spec import HardwareSpec
@@ -79,29 +79,11 @@ class OSEngine(MemoryEngine):
         m = Module()
         R, C = s.rows, s.cols
         d = self._depths
-        wd = self._widths
 
         m.submodules.array = arr = OSArray(spec=s)
-        m.submodules.act_mem = act_mem = memory.Memory(shape=unsigned(wd["act"]), depth=d["act"], init=[])
-        m.submodules.wgt_mem = wgt_mem = memory.Memory(shape=unsigned(wd["wgt"]), depth=d["wgt"], init=[])
-        m.submodules.out_mem = out_mem = memory.Memory(shape=unsigned(wd["out"]), depth=d["out"], init=[])
-
-        running = Signal()
-        done = Signal()
-        m.d.comb += [self.busy.eq(running), self.done.eq(done)]
-
-        act_wr = act_mem.write_port()
-        wgt_wr = wgt_mem.write_port()
-        m.d.comb += [
-            act_wr.en.eq(self.act_we & ~running), act_wr.addr.eq(self.act_addr), act_wr.data.eq(self.act_wdata),
-            wgt_wr.en.eq(self.wgt_we & ~running), wgt_wr.addr.eq(self.wgt_addr), wgt_wr.data.eq(self.wgt_wdata),
-        ]
-        act_rd = act_mem.read_port()
-        wgt_rd = wgt_mem.read_port()
-        acc_rd = out_mem.read_port()
-        host_rd = out_mem.read_port()
-        out_wr = out_mem.write_port()
-        m.d.comb += [host_rd.addr.eq(self.out_addr), self.out_rdata.eq(host_rd.data)]
+        mem = self._memories(m)
+        running, done = mem.running, mem.done
+        act_rd, wgt_rd, acc_rd, out_wr = mem.act_rd, mem.wgt_rd, mem.acc_rd, mem.out_wr
 
         # ------------------------------------------------------------ sequencer
         gmax = max(d["act"], d["wgt"])
