@@ -26,7 +26,8 @@ import numpy as np
 from sparseforge.spec import HardwareSpec
 
 __all__ = ["word_widths", "GroupedWeights", "group_size", "grouped_pruned", "grouped_dense", "grouped_sparse", "Tiling", "tiling", "pack_words",
-           "TileArrays", "tile_arrays", "MemoryImage", "memory_image"]
+           "TileArrays", "tile_arrays", "padded_groups", "pack_weight_words", "MemoryImage",
+           "memory_image"]
 
 
 def word_widths(spec: HardwareSpec) -> dict[str, int]:
@@ -169,6 +170,29 @@ def pack_words(fields: np.ndarray, width: int) -> list[int]:
     return [int.from_bytes(row.tobytes(), "little") for row in packed]
 
 
+def padded_groups(spec: HardwareSpec, gw: GroupedWeights, *, n_rows: int, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """``values``/``indices`` ``[n_rows, groups, n]`` (int64): the grouped weights padded
+    with zero weights (indices ``0..n-1``) to whole tiles of outputs and groups."""
+    vals = np.zeros((n_rows, groups, spec.n), dtype=np.int64)
+    idx = np.zeros((n_rows, groups, spec.n), dtype=np.int64)
+    idx[:] = np.arange(spec.n)
+    vals[: gw.n_out, : gw.groups] = gw.values
+    idx[: gw.n_out, : gw.groups] = gw.indices
+    return vals, idx
+
+
+def pack_weight_words(spec: HardwareSpec, values: np.ndarray, indices: np.ndarray) -> list[int]:
+    """Weight words of ``cols * n`` values followed, on a sparse array, by their ``cols * n``
+    in-group indices (``values``/``indices``: ``[words, cols * n]``) -- the weight-word format
+    of both engines."""
+    wv = pack_words(values, spec.weight_width)
+    if spec.dense:
+        return wv
+    wi = pack_words(indices, spec.idx_width)
+    shift = spec.cols * spec.n * spec.weight_width
+    return [a | (b << shift) for a, b in zip(wv, wi)]
+
+
 @dataclass(frozen=True)
 class TileArrays:
     """A GEMM as the engine holds it, unpacked: ``lanes[KT, T, rows, m]`` activations,
@@ -193,11 +217,7 @@ def tile_arrays(spec: HardwareSpec, X: np.ndarray, gw: GroupedWeights) -> TileAr
     Xp[:, :k] = X
     lanes = np.zeros((KT, T, R, spec.m), dtype=np.int64)
     lanes[..., :g] = Xp.reshape(T, KT, R, g).transpose(1, 0, 2, 3)
-    vals = np.zeros((NT * C, G, spec.n), dtype=np.int64)
-    idx = np.zeros((NT * C, G, spec.n), dtype=np.int64)
-    idx[:] = np.arange(spec.n)
-    vals[: gw.n_out, : gw.groups] = gw.values
-    idx[: gw.n_out, : gw.groups] = gw.indices
+    vals, idx = padded_groups(spec, gw, n_rows=NT * C, groups=G)
     # [NT, C, KT, R, n] -> [NT, KT, R, C, n]
     v = vals.reshape(NT, C, KT, R, spec.n).transpose(0, 2, 3, 1, 4)
     i = idx.reshape(NT, C, KT, R, spec.n).transpose(0, 2, 3, 1, 4)
@@ -220,15 +240,8 @@ def memory_image(spec: HardwareSpec, X: np.ndarray, gw: GroupedWeights) -> Memor
     til = ta.tiling
     KT, NT, T, R, C = til.ktiles, til.ntiles, til.tokens, spec.rows, spec.cols
     act = pack_words(ta.lanes.reshape(KT * T, R * spec.m), spec.act_width)
-    v = ta.values.reshape(NT * KT * R, C * spec.n)
-    i = ta.indices.reshape(NT * KT * R, C * spec.n)
-    wv = pack_words(v, spec.weight_width)
-    if spec.dense:
-        wgt = wv
-    else:
-        wi = pack_words(i, spec.idx_width)
-        shift = C * spec.n * spec.weight_width
-        wgt = [a | (b << shift) for a, b in zip(wv, wi)]
+    wgt = pack_weight_words(spec, ta.values.reshape(NT * KT * R, C * spec.n),
+                            ta.indices.reshape(NT * KT * R, C * spec.n))
     Y = np.asarray(X, dtype=np.int64) @ gw.to_dense().astype(np.int64).T
     Yp = np.zeros((T, NT * C), dtype=np.int64)
     Yp[:, : gw.n_out] = Y

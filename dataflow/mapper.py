@@ -118,6 +118,16 @@ def _block_sizes(total: int, block: int) -> np.ndarray:
     return sizes
 
 
+def _loop_order(*, act_bytes: int, wgt_bytes: int, TT: int, NB: int, KB: int) -> str:
+    """The loop order over token blocks and weight blocks (k-blocks always innermost) that
+    moves fewer DRAM bytes: a block stays resident across the other loop only when it is the
+    only one of its kind and the reduction is not split."""
+    one_k = KB == 1
+    tokens_outer = act_bytes * (1 if one_k else NB) + wgt_bytes * (1 if (NB == 1 and one_k) else TT)
+    weights_outer = wgt_bytes * (1 if one_k else TT) + act_bytes * (1 if (TT == 1 and one_k) else NB)
+    return "tokens-outer" if tokens_outer <= weights_outer else "weights-outer"
+
+
 def _run_grid(order: str, TT: int, NB: int, KB: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Token-block, weight-block and k-block index of every run in execution order (k-blocks
     innermost, the two other loops as ``order`` says), and which runs need a new activation
@@ -146,14 +156,7 @@ def _plan(spec: HardwareSpec, layer: GemmLayer, *, group: int, KT: int, NT: int,
     NB = math.ceil(NT / n_block)
     act_bytes_total = T * layer.k * math.ceil(spec.act_width / 8)        # compact [T, K] in DRAM
     wgt_bytes_total = NT * KT * tile_wgt
-    # DRAM bytes of the two loop orders (k-blocks always innermost): a block stays resident
-    # across the other loop only when it is the only one of its kind
-    one_k = KB == 1
-    tokens_outer = (act_bytes_total * (1 if one_k else NB)
-                    + wgt_bytes_total * (1 if (NB == 1 and one_k) else TT))
-    weights_outer = (wgt_bytes_total * (1 if one_k else TT)
-                     + act_bytes_total * (1 if (TT == 1 and one_k) else NB))
-    order = "tokens-outer" if tokens_outer <= weights_outer else "weights-outer"
+    order = _loop_order(act_bytes=act_bytes_total, wgt_bytes=wgt_bytes_total, TT=TT, NB=NB, KB=KB)
 
     tok_sizes = _block_sizes(T, token_block)
     nb_sizes = _block_sizes(NT, n_block)
@@ -303,12 +306,7 @@ def _plan_os(spec: HardwareSpec, layer: GemmLayer, *, group: int, G: int, TT: in
     NB = math.ceil(NT / n_block)
     act_bytes_total = T * layer.k * math.ceil(spec.act_width / 8)
     wgt_bytes_total = NT * G * wb["wgt"]
-    one_k = KB == 1
-    tokens_outer = (act_bytes_total * (1 if one_k else NB)
-                    + wgt_bytes_total * (1 if (NB == 1 and one_k) else TB))
-    weights_outer = (wgt_bytes_total * (1 if one_k else TB)
-                     + act_bytes_total * (1 if (TB == 1 and one_k) else NB))
-    order = "tokens-outer" if tokens_outer <= weights_outer else "weights-outer"
+    order = _loop_order(act_bytes=act_bytes_total, wgt_bytes=wgt_bytes_total, TT=TB, NB=NB, KB=KB)
 
     tok_sizes = np.minimum(token_block, T - np.arange(TB) * token_block).astype(np.int64)
     nb_sizes = _block_sizes(NT, n_block)

@@ -24,17 +24,15 @@ import numpy as np
 
 from sparseforge.spec import HardwareSpec
 
-from .layout import GroupedWeights, pack_words
+from .layout import GroupedWeights, pack_weight_words, pack_words, padded_groups, word_widths
 
 __all__ = ["os_word_widths", "OSTiling", "os_tiling", "OSMemoryImage", "os_memory_image"]
 
 
 def os_word_widths(spec: HardwareSpec) -> dict[str, int]:
-    """Bits of one word of each OS-engine memory (see the module docstring)."""
-    w = spec.cols * spec.n * spec.weight_width
-    if not spec.dense:
-        w += spec.cols * spec.n * spec.idx_width
-    return {"act": spec.rows * spec.m * spec.act_width, "wgt": w, "out": spec.rows * spec.acc_width}
+    """Bits of one word of each OS-engine memory (see the module docstring): activation and
+    weight words as the weight-stationary engine's, an output word ``rows`` accumulators."""
+    return {**word_widths(spec), "out": spec.rows * spec.acc_width}
 
 
 @dataclass(frozen=True)
@@ -83,20 +81,10 @@ def os_memory_image(spec: HardwareSpec, X: np.ndarray, gw: GroupedWeights) -> OS
     lanes[..., :g] = Xp.reshape(TT, R, G, g).transpose(0, 2, 1, 3)
     act = pack_words(lanes.reshape(TT * G, R * spec.m), spec.act_width)
     # weights: [NT*C, G, n] -> [NT, G, C, n]
-    vals = np.zeros((NT * C, G, spec.n), dtype=np.int64)
-    idx = np.zeros((NT * C, G, spec.n), dtype=np.int64)
-    idx[:] = np.arange(spec.n)
-    vals[: gw.n_out, : gw.groups] = gw.values
-    idx[: gw.n_out, : gw.groups] = gw.indices
+    vals, idx = padded_groups(spec, gw, n_rows=NT * C, groups=G)
     v = vals.reshape(NT, C, G, spec.n).transpose(0, 2, 1, 3).reshape(NT * G, C * spec.n)
     i = idx.reshape(NT, C, G, spec.n).transpose(0, 2, 1, 3).reshape(NT * G, C * spec.n)
-    wv = pack_words(v, spec.weight_width)
-    if spec.dense:
-        wgt = wv
-    else:
-        wi = pack_words(i, spec.idx_width)
-        shift = C * spec.n * spec.weight_width
-        wgt = [a | (b << shift) for a, b in zip(wv, wi)]
+    wgt = pack_weight_words(spec, v, i)
     Y = np.zeros((TT * R, NT * C), dtype=np.int64)
     Y[:T, : gw.n_out] = X @ gw.to_dense().astype(np.int64).T
     expected = Y.reshape(TT, R, NT, C).transpose(0, 2, 3, 1)

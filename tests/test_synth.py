@@ -207,14 +207,9 @@ def test_synth_design_mac_end_to_end(tmp_path):
     assert parse_nextpnr_report(report, "85k").utilization["MULT18X18D"][0] == 1
 
 
-@pytest.mark.synth
-def test_ecp5_auto_device_and_does_not_fit(tmp_path):
-    """30 registered 8x8 multipliers need 30 MULT18X18D: a 25k (28) raises DesignDoesNotFit
-    naming the overused bel, device='auto' moves on to the 45k (72)."""
-    _need_yowasp()
-    n = 30
-    src = tmp_path / "mults.v"
-    src.write_text(
+def _mults_verilog(n: int) -> str:
+    """A module ``mults`` with ``n`` registered signed 8x8 multipliers (one MULT18X18D each)."""
+    return (
         f"module mults(input clk, input [{8 * n - 1}:0] a, b, output reg [{16 * n - 1}:0] q);\n"
         f"  reg [{8 * n - 1}:0] ar, br;\n"
         f"  genvar i;\n"
@@ -223,6 +218,16 @@ def test_ecp5_auto_device_and_does_not_fit(tmp_path):
         f"      q[16*i+:16] <= $signed(ar[8*i+:8]) * $signed(br[8*i+:8]); end\n"
         f"  end endgenerate\n"
         f"endmodule\n")
+
+
+@pytest.mark.synth
+def test_ecp5_auto_device_and_does_not_fit(tmp_path):
+    """30 registered 8x8 multipliers need 30 MULT18X18D: a 25k (28) raises DesignDoesNotFit
+    naming the overused bel, device='auto' moves on to the 45k (72)."""
+    _need_yowasp()
+    n = 30
+    src = tmp_path / "mults.v"
+    src.write_text(_mults_verilog(n))
     with pytest.raises(DesignDoesNotFit, match=r"does not fit ECP5 25k: MULT18X18D 30/28") as ei:
         run_nextpnr_ecp5([src], "mults", tmp_path / "w25", device="25k")
     assert ei.value.overused == {"MULT18X18D": (30, 28)}
@@ -242,15 +247,7 @@ def test_synth_design_records_a_design_that_does_not_fit(tmp_path):
     n = 30
     design = tmp_path / "mults_design"
     design.mkdir()
-    (design / "mults.v").write_text(
-        f"module mults(input clk, input [{8 * n - 1}:0] a, b, output reg [{16 * n - 1}:0] q);\n"
-        f"  reg [{8 * n - 1}:0] ar, br;\n"
-        f"  genvar i;\n"
-        f"  generate for (i = 0; i < {n}; i = i + 1) begin : g\n"
-        f"    always @(posedge clk) begin ar[8*i+:8] <= a[8*i+:8]; br[8*i+:8] <= b[8*i+:8];\n"
-        f"      q[16*i+:16] <= $signed(ar[8*i+:8]) * $signed(br[8*i+:8]); end\n"
-        f"  end endgenerate\n"
-        f"endmodule\n")
+    (design / "mults.v").write_text(_mults_verilog(n))
     (design / "manifest.json").write_text(json.dumps({"top": "mults", "files": ["mults.v"], "digest": "abc"}))
     result = synth_design(design, ecp5_device="25k")
     assert result["digest"] == "abc"
@@ -260,7 +257,7 @@ def test_synth_design_records_a_design_that_does_not_fit(tmp_path):
     assert json.loads((design / "synth.json").read_text()) == result
     # with multipliers in LUTs no MULT18X18D is used (two multipliers keep place and route short)
     small = design / "two.v"
-    small.write_text((design / "mults.v").read_text().replace(f"i < {n}", "i < 2"))
+    small.write_text(_mults_verilog(2))
     t = run_nextpnr_ecp5([small], "mults", design / "nodsp", device="25k", nodsp=True)
     assert t.utilization["MULT18X18D"][0] == 0
     assert t.fmax_mhz["clk"] > 0
