@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models import moe  # noqa: E402
-from sim.moe import SCHEDULES, simulate_moe  # noqa: E402
+from sparseforge.models import moe  # noqa: E402
+from sparseforge.sim.moe import SCHEDULES, simulate_moe  # noqa: E402
 from sparseforge.spec import load_spec  # noqa: E402
 
 

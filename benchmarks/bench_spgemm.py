@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dataflow.spgemm import DATAFLOWS, functional_spgemm  # noqa: E402
-from models.matrices import MatrixError, builtin_available, load_matrix  # noqa: E402
-from sim.spgemm import compare_dataflows, simulate_spgemm  # noqa: E402
+from sparseforge.dataflow.spgemm import DATAFLOWS, functional_spgemm  # noqa: E402
+from sparseforge.models.matrices import MatrixError, builtin_available, load_matrix  # noqa: E402
+from sparseforge.sim.spgemm import compare_dataflows, simulate_spgemm  # noqa: E402
 from sparseforge.spec import load_spec  # noqa: E402
 
 PAIRS = [

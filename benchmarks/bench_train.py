@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.zoo_train import get_training_network  # noqa: E402
-from sim.train import ideal_speedup, simulate_training  # noqa: E402
+from sparseforge.models.zoo_train import get_training_network  # noqa: E402
+from sparseforge.sim.train import ideal_speedup, simulate_training  # noqa: E402
 from sparseforge.spec import load_spec  # noqa: E402
 
 

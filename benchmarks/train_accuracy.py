@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.train import METHODS, MODELS, SPARSITIES, TrainConfig, train  # noqa: E402
+from sparseforge.models.train import METHODS, MODELS, SPARSITIES, TrainConfig, train  # noqa: E402
 
 
 def runs(models: list[str], *, epochs: int, seed: int) -> list[TrainConfig]:

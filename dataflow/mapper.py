@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.network import GemmLayer, Network
+from sparseforge.models.network import GemmLayer, Network
 from sparseforge.spec import HardwareSpec
 
 from .layout import group_size, tiling, word_widths
@@ -185,7 +185,7 @@ def _plan(spec: HardwareSpec, layer: GemmLayer, *, group: int, KT: int, NT: int,
 def _plan_cost(spec: HardwareSpec, plan: dict) -> float:
     """Cycles of a plan if compute and DRAM overlapped perfectly: the larger of the engine
     cycles of its runs (exact) and its DRAM transfer time."""
-    from sim.engine import run_cycles
+    from sparseforge.sim.engine import run_cycles
 
     shapes, counts = np.unique(np.stack([plan["run_tokens"], plan["run_ntiles"] * plan["run_ktiles"]]),
                                axis=1, return_counts=True)
@@ -205,7 +205,7 @@ def map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | 
         return _map_layer_ws(spec, layer, sparsity)
     if spec.dataflow == "output-stationary":
         return _map_layer_os(spec, layer, sparsity)
-    from sim.simulate import simulate_layer
+    from sparseforge.sim.simulate import simulate_layer
 
     try:
         ws = _map_layer_ws(spec, layer, sparsity)
@@ -326,7 +326,7 @@ def _plan_os(spec: HardwareSpec, layer: GemmLayer, *, group: int, G: int, TT: in
 
 def _plan_cost_os(spec: HardwareSpec, plan: dict) -> float:
     """As :func:`_plan_cost`, with :func:`sim.os_engine.os_run_cycles` runs."""
-    from sim.os_engine import os_run_cycles
+    from sparseforge.sim.os_engine import os_run_cycles
 
     tt = -(-plan["run_tokens"] // spec.rows)
     shapes, counts = np.unique(np.stack([tt, plan["run_ntiles"], plan["run_groups"]]), axis=1, return_counts=True)

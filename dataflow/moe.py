@@ -38,10 +38,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from models.moe import MoeVitConfig
+from sparseforge.models.moe import MoeVitConfig
 from sparseforge.spec import HardwareSpec
 
-from models.network import GemmLayer
+from sparseforge.models.network import GemmLayer
 
 from .mapper import MappingError, map_layer, word_bytes
 
@@ -98,7 +98,7 @@ def _expert_cycles(spec: HardwareSpec, cfg: MoeVitConfig, tokens: int) -> int:
     """Engine cycles of the expert's two GEMMs over ``tokens`` tokens, mapped by
     :func:`dataflow.mapper.map_layer` and timed run by run by :func:`sim.engine.run_cycles`
     (exactly the compute cycles :func:`sim.simulate.simulate_layer` reports)."""
-    from sim.simulate import run_compute_cycles
+    from sparseforge.sim.simulate import run_compute_cycles
 
     es = _expert_spec(spec)
     total = 0

@@ -211,7 +211,7 @@ def pe_of_rows(n_rows: int, spec: HardwareSpec) -> np.ndarray:
 
 # ---------------------------------------------------------------- functional mode
 def _csr_from_keys(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
-    from models.matrices import canonical
+    from sparseforge.models.matrices import canonical
 
     return canonical(sp.csr_matrix((vals, (rows, cols)), shape=shape), what="C")
 

@@ -27,15 +27,15 @@ __all__ = ["DESIGNS", "build_component", "emit_design", "design_dir", "EmitError
 #: design name -> "module:function" building its Amaranth component from (spec, **params);
 #: imported only when that design is generated
 DESIGNS: dict[str, str] = {
-    "engine": "hwgen.engine:build_engine",
-    "os_engine": "hwgen.os_engine:build_os_engine",
-    "array": "hwgen.array:build_array",
-    "pe": "hwgen.pe:build_pe",
-    "sore": "hwgen.sore:build_sore",
-    "hashmerge": "hwgen.hashmerge:build_hashmerge",
-    "moe_reorder": "hwgen.moe:build_reorder",
-    "moe_router": "hwgen.moe:build_router",
-    "moe_scheduler": "hwgen.moe:build_scheduler",
+    "engine": "sparseforge.hwgen.engine:build_engine",
+    "os_engine": "sparseforge.hwgen.os_engine:build_os_engine",
+    "array": "sparseforge.hwgen.array:build_array",
+    "pe": "sparseforge.hwgen.pe:build_pe",
+    "sore": "sparseforge.hwgen.sore:build_sore",
+    "hashmerge": "sparseforge.hwgen.hashmerge:build_hashmerge",
+    "moe_reorder": "sparseforge.hwgen.moe:build_reorder",
+    "moe_router": "sparseforge.hwgen.moe:build_router",
+    "moe_scheduler": "sparseforge.hwgen.moe:build_scheduler",
 }
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 

@@ -43,7 +43,7 @@ from amaranth.lib.wiring import In, Out
 
 from sparseforge.spec import HardwareSpec
 
-from dataflow.layout import word_widths
+from sparseforge.dataflow.layout import word_widths
 
 from .array import SparseArray
 

@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In
 
 from sparseforge.spec import HardwareSpec
 
-from dataflow.os_layout import os_word_widths
+from sparseforge.dataflow.os_layout import os_word_widths
 
 from .engine import MemoryEngine
 from .os_array import OS_PE_LATENCY, OSArray

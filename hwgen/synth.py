@@ -24,10 +24,10 @@ as current directory and get every input as a path *relative* to it.
 
 Typical use::
 
-    from hwgen.synth import synth_design
+    from sparseforge.hwgen.synth import synth_design
     result = synth_design(Path("rtl_out/mydesign"))   # also writes rtl_out/mydesign/synth.json
 
-or from the shell: ``python -m hwgen.synth rtl_out/mydesign [--ecp5-device auto]``.
+or from the shell: ``python -m sparseforge.hwgen.synth rtl_out/mydesign [--ecp5-device auto]``.
 """
 
 from __future__ import annotations
@@ -599,8 +599,8 @@ def synth_design(design_dir: Path | str, *, top: str | None = None, ecp5_device:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m hwgen.synth DESIGN_DIR [...]``: run :func:`synth_design`, print a summary."""
-    ap = argparse.ArgumentParser(prog="python -m hwgen.synth", description=main.__doc__)
+    """``python -m sparseforge.hwgen.synth DESIGN_DIR [...]``: run :func:`synth_design`, print a summary."""
+    ap = argparse.ArgumentParser(prog="python -m sparseforge.hwgen.synth", description=main.__doc__)
     ap.add_argument("design_dir", type=Path)
     ap.add_argument("--top", default=None)
     ap.add_argument("--ecp5-device", default="85k", choices=[*ECP5_DEVICES, "auto"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dataflow.layout import GroupedWeights, tile_arrays
+from sparseforge.dataflow.layout import GroupedWeights, tile_arrays
 from sparseforge.spec import HardwareSpec
 
 __all__ = ["functional_gemm"]

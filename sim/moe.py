@@ -46,9 +46,9 @@ from typing import Callable
 
 import numpy as np
 
-from dataflow.mapper import MappingError, map_layer
-from dataflow.moe import SCHEDULES, ExpertMapping, array_buffer_bytes, map_experts, onchip_bytes
-from models.moe import MoeVitConfig, Routing, m3vit_network
+from sparseforge.dataflow.mapper import MappingError, map_layer
+from sparseforge.dataflow.moe import SCHEDULES, ExpertMapping, array_buffer_bytes, map_experts, onchip_bytes
+from sparseforge.models.moe import MoeVitConfig, Routing, m3vit_network
 from sparseforge.spec import HardwareSpec
 
 from .simulate import LayerResult, simulate_layer

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dataflow.layout import word_widths
-from dataflow.mapper import LayerMapping, map_network
-from models.network import Network
+from sparseforge.dataflow.layout import word_widths
+from sparseforge.dataflow.mapper import LayerMapping, map_network
+from sparseforge.models.network import Network
 from sparseforge.spec import HardwareSpec
 
 from .engine import run_cycles
@@ -267,7 +267,7 @@ def _os_sram(spec: HardwareSpec, mp: LayerMapping) -> tuple[dict[str, int], int,
     """On-chip buffer bytes, issued multiplier operations and tiles of an output-stationary
     mapping: per tile and group one activation and one weight word are read; every tile
     writes ``cols`` output words and reads them too when its run accumulates."""
-    from dataflow.os_layout import os_word_widths
+    from sparseforge.dataflow.os_layout import os_word_widths
 
     wbytes = {k: math.ceil(v / 8) for k, v in os_word_widths(spec).items()}
     tile_count = -(-mp.run_tokens // spec.rows) * mp.run_ntiles       # tiles of each run

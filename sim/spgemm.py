@@ -37,11 +37,11 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from dataflow.spgemm import (
+from sparseforge.dataflow.spgemm import (
     DATAFLOWS, Placement, Products, SpgemmError, expand_products, hash_slots, pe_of_rows, place_rows,
 )
 from sparseforge.spec import HardwareSpec
-from sparseforge.spec_spgemm import SMASH_VERSIONS
+from sparseforge.spec import SMASH_VERSIONS
 
 __all__ = [
     "SpgemmResult", "simulate_spgemm", "compare_dataflows", "ALL_VARIANTS", "unit_row_cycles",

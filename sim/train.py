@@ -38,10 +38,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from dataflow.mapper import check_sparsity, map_layer
-from hwgen.sore import sore_cycles
-from models.network import GemmLayer, Network
-from models.zoo_train import training_gemms
+from sparseforge.dataflow.mapper import check_sparsity, map_layer
+from sparseforge.hwgen.sore import sore_cycles
+from sparseforge.models.network import GemmLayer, Network
+from sparseforge.models.zoo_train import training_gemms
 from sparseforge.spec import HardwareSpec
 
 from .simulate import DramTimeline, LayerResult, simulate_layer

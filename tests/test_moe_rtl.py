@@ -22,18 +22,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import hwgen.emit
-from dataflow.moe import map_experts, quantize_gates
-from models.moe import Routing, expert_queues, get_config, load_routing
-from sim.moe import reorder_layer, simulate_moe
+import sparseforge.hwgen.emit as emit
+from sparseforge.dataflow.moe import map_experts, quantize_gates
+from sparseforge.models.moe import Routing, expert_queues, get_config, load_routing
+from sparseforge.sim.moe import reorder_layer, simulate_moe
 from sparseforge.spec import HardwareSpec, MoeSpec
 from tests.rtl.harness import run_bench
 
 pytestmark = [pytest.mark.rtl]
 
 FIXTURE = Path(__file__).parent / "data" / "moe" / "minilm_t48.npz"
-MOE_DESIGNS = {"moe_reorder": "hwgen.moe:build_reorder", "moe_router": "hwgen.moe:build_router",
-               "moe_scheduler": "hwgen.moe:build_scheduler"}
+MOE_DESIGNS = {"moe_reorder": "sparseforge.hwgen.moe:build_reorder", "moe_router": "sparseforge.hwgen.moe:build_router",
+               "moe_scheduler": "sparseforge.hwgen.moe:build_scheduler"}
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,8 @@ import pytest
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from models.onnx_import import PASS_THROUGH_OPS, import_onnx  # noqa: E402
-from models.zoo import resnet50_network  # noqa: E402
+from sparseforge.models.onnx_import import PASS_THROUGH_OPS, import_onnx  # noqa: E402
+from sparseforge.models.zoo import resnet50_network  # noqa: E402
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 

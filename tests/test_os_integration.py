@@ -11,14 +11,14 @@ import math
 import numpy as np
 import pytest
 
-from dataflow.layout import grouped_pruned
-from dataflow.mapper import map_layer
-from dataflow.os_layout import os_memory_image
-from models.network import GemmLayer
-from models.zoo_train import get_training_network, training_gemms
-from sim.os_engine import os_run_cycles
-from sim.simulate import run_compute_cycles, simulate_layer
-from sim.train import simulate_training
+from sparseforge.dataflow.layout import grouped_pruned
+from sparseforge.dataflow.mapper import map_layer
+from sparseforge.dataflow.os_layout import os_memory_image
+from sparseforge.models.network import GemmLayer
+from sparseforge.models.zoo_train import get_training_network, training_gemms
+from sparseforge.sim.os_engine import os_run_cycles
+from sparseforge.sim.simulate import run_compute_cycles, simulate_layer
+from sparseforge.sim.train import simulate_training
 from sparseforge.spec import HardwareSpec, SpecError, load_spec
 
 OS, WS = "output-stationary", "weight-stationary"

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dataflow.layout import grouped_pruned
-from dataflow.os_layout import os_memory_image, os_tiling, os_word_widths
-from sim.os_engine import OS_PE_LATENCY, os_run_cycles, os_tile_period
+from sparseforge.dataflow.layout import grouped_pruned
+from sparseforge.dataflow.os_layout import os_memory_image, os_tiling, os_word_widths
+from sparseforge.sim.os_engine import OS_PE_LATENCY, os_run_cycles, os_tile_period
 from sparseforge.spec import HardwareSpec
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dataflow.layout import grouped_dense, grouped_sparse
-from models.golden import gemm_dense_int, gemm_nm_int
-from models.prune import nm_mask
-from sim.functional import functional_gemm
+from sparseforge.dataflow.layout import grouped_dense, grouped_sparse
+from sparseforge.models.golden import gemm_dense_int, gemm_nm_int
+from sparseforge.models.prune import nm_mask
+from sparseforge.sim.functional import functional_gemm
 from sparseforge.cli import main
 from sparseforge.spec import HardwareSpec
 
 pytestmark = pytest.mark.minilm
-pipeline = pytest.importorskip("models.pipeline")
-minilm = pytest.importorskip("models.minilm")
+pipeline = pytest.importorskip("sparseforge.models.pipeline")
+minilm = pytest.importorskip("sparseforge.models.minilm")
 
 
 @pytest.fixture(scope="module")

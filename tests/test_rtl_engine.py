@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dataflow.layout import grouped_dense, grouped_sparse, memory_image
-from models.golden import gemm_dense_int, gemm_nm_int
-from models.prune import compress
-from sim.engine import run_cycles
+from sparseforge.dataflow.layout import grouped_dense, grouped_sparse, memory_image
+from sparseforge.models.golden import gemm_dense_int, gemm_nm_int
+from sparseforge.models.prune import compress
+from sparseforge.sim.engine import run_cycles
 from sparseforge.spec import HardwareSpec
 from tests.rtl.harness import run_bench
 
@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.rtl, pytest.mark.minilm]
 def _real_operands(n: int, m: int, layer: str, *, tokens: int, k: int, n_out: int, k0: int = 0):
     """Slice ``[tokens, k]`` activations and ``[n_out, k]`` weights out of a real layer.
     The slice is re-compressed so groups are counted from its own first column."""
-    pipeline = pytest.importorskip("models.pipeline")
+    pipeline = pytest.importorskip("sparseforge.models.pipeline")
     try:
         model = pipeline.pruned_minilm(min(n, m), m)
     except FileNotFoundError as exc:  # the weights package is missing on this machine
@@ -123,7 +123,7 @@ def test_single_tile_cycles(tmp_path):
 def test_other_patterns_on_a_2of8_array(tmp_path, wn, wm, group):
     """Weights pruned wn:wm run on 2:8 PEs with the largest group the PEs can hold (2:4 in
     groups of 4 of the 8 lanes, 1:4 in groups of 8): bit-exact and cycle-exact in RTL."""
-    from dataflow.layout import group_size
+    from sparseforge.dataflow.layout import group_size
     spec = HardwareSpec(rows=3, cols=4, n=2, m=8, max_k=4096)
     assert group_size(spec, (wn, wm)) == group
     x, w = _real_operands(wn, wm, "layer2.attn.v", tokens=9, k=60, n_out=6)

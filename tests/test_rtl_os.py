@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dataflow.layout import group_size, grouped_dense, grouped_sparse
-from dataflow.os_layout import os_memory_image
-from models.golden import gemm_dense_int, gemm_nm_int
-from models.prune import compress
-from sim.os_engine import os_run_cycles, os_tile_period
+from sparseforge.dataflow.layout import group_size, grouped_dense, grouped_sparse
+from sparseforge.dataflow.os_layout import os_memory_image
+from sparseforge.models.golden import gemm_dense_int, gemm_nm_int
+from sparseforge.models.prune import compress
+from sparseforge.sim.os_engine import os_run_cycles, os_tile_period
 from sparseforge.spec import HardwareSpec
 from tests.rtl.harness import run_bench
 from tests.test_rtl_engine import _real_operands

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwgen.sore import sore_cycles
-from models.prune import nm_mask
+from sparseforge.hwgen.sore import sore_cycles
+from sparseforge.models.prune import nm_mask
 from sparseforge.spec import HardwareSpec
 from tests.rtl.harness import run_bench
 
@@ -23,8 +23,8 @@ PORTS = {"inputs": ["in_valid", "in_data"], "outputs": ["out_valid", "out_mask"]
 
 
 def _real_int8_weights(rows: int, cols: int) -> np.ndarray:
-    minilm = pytest.importorskip("models.minilm")
-    quant = pytest.importorskip("models.quant")
+    minilm = pytest.importorskip("sparseforge.models.minilm")
+    quant = pytest.importorskip("sparseforge.models.quant")
     try:
         w = minilm.load_weights()["encoder.layer.1.attention.self.key.weight"]
     except FileNotFoundError as exc:

@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dataflow.layout import grouped_dense, grouped_sparse, memory_image
-from models.prune import compress
-from models.quant import quantize_per_channel, quantize_per_tensor
-from sim.engine import run_cycles
+from sparseforge.dataflow.layout import grouped_dense, grouped_sparse, memory_image
+from sparseforge.models.prune import compress
+from sparseforge.models.quant import quantize_per_channel, quantize_per_tensor
+from sparseforge.sim.engine import run_cycles
 from sparseforge.spec import HardwareSpec
 from tests.rtl.harness import run_bench
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.rtl
 
 @pytest.fixture(scope="module", params=[(2, 8), (2, 4)], ids=["2of8", "2of4"])
 def trained(request):
-    train = pytest.importorskip("models.train")
+    train = pytest.importorskip("sparseforge.models.train")
     n, m = request.param
     try:
         res = train.train(train.TrainConfig(model="mlp", method="bdwp", n=n, m=m, epochs=1, n_train=500, n_test=100))

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from dataflow.layout import pack_words
-from models.golden import gemm_dense_int, gemm_nm_int
-from models.prune import NMCompressed
+from sparseforge.dataflow.layout import pack_words
+from sparseforge.models.golden import gemm_dense_int, gemm_nm_int
+from sparseforge.models.prune import NMCompressed
 from sparseforge.spec import HardwareSpec
 from tests.rtl.harness import run_bench
 
@@ -45,7 +45,7 @@ pytestmark = [pytest.mark.rtl, pytest.mark.minilm]
 # --------------------------------------------------------------------------- helpers
 def _real_layer(n: int, m: int, layer: str):
     """A real layer of MiniLM pruned ``n:m`` (dense int8 when n == m)."""
-    pipeline = pytest.importorskip("models.pipeline")
+    pipeline = pytest.importorskip("sparseforge.models.pipeline")
     try:
         model = pipeline.pruned_minilm(n, m)
     except FileNotFoundError as exc:  # the weights package is missing on this machine

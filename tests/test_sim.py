@@ -9,14 +9,14 @@ import math
 import numpy as np
 import pytest
 
-from dataflow.layout import grouped_dense, grouped_sparse, tiling
-from dataflow.mapper import MappingError, check_sparsity, map_layer, map_network, word_bytes
-from models.network import GemmLayer, Network
-from models.prune import compress, prune
-from models.zoo import get_network
-from sim.engine import _recurrence, run_cycles, stream_starts
-from sim.functional import functional_gemm
-from sim.simulate import compare, simulate_layer, simulate_network
+from sparseforge.dataflow.layout import grouped_dense, grouped_sparse, tiling
+from sparseforge.dataflow.mapper import MappingError, check_sparsity, map_layer, map_network, word_bytes
+from sparseforge.models.network import GemmLayer, Network
+from sparseforge.models.prune import compress, prune
+from sparseforge.models.zoo import get_network
+from sparseforge.sim.engine import _recurrence, run_cycles, stream_starts
+from sparseforge.sim.functional import functional_gemm
+from sparseforge.sim.simulate import compare, simulate_layer, simulate_network
 from sparseforge.spec import HardwareSpec, load_spec
 
 MINILM = get_network("minilm", tokens=128)
@@ -231,7 +231,7 @@ def test_long_reduction_is_split_into_k_blocks():
 def test_k_block_search_never_loses_to_the_largest_block():
     """The k-block is chosen by costing candidates: the chosen mapping simulates no slower
     than the largest k-block that fits (here it is 8x smaller, so 8x more tokens per run)."""
-    from dataflow import mapper
+    from sparseforge.dataflow import mapper
     spec = HardwareSpec(input_buffer_kib=1)
     layer = _layer(8, 4096, 40, name="big")
     chosen = map_layer(spec, layer, (2, 4))
@@ -296,7 +296,7 @@ def test_check_sparsity_accepts():
 def test_group_size_is_the_largest_group_the_pes_can_hold(hw, sparsity, group):
     """A PE with n multipliers and m lanes covers the largest g <= m such that no aligned
     window of g holds more than n nonzeros of the layer's pattern; dense weights get g = n."""
-    from dataflow.layout import group_size
+    from sparseforge.dataflow.layout import group_size
     assert group_size(HardwareSpec(n=hw[0], m=hw[1]), sparsity) == group
 
 
@@ -557,7 +557,7 @@ def test_grouped_forms_of_other_patterns():
     """2:8 weights on 2:4 PEs use groups of 4; on a dense array any pattern uses groups of n;
     the grouped form always reproduces the weights, and a group with more nonzeros than the
     PE has multipliers is refused."""
-    from dataflow.layout import grouped_pruned
+    from sparseforge.dataflow.layout import grouped_pruned
     rng = np.random.default_rng(5)
     W = rng.integers(-9, 10, (3, 16))
     c28 = compress(W, 2, 8)

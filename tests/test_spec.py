@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sparseforge.specbase import Section
+from sparseforge.spec.base import Section
 from sparseforge.spec import HardwareSpec, SpecError, list_presets, load_spec, preset_path
 
 DATA = Path(__file__).parent / "data" / "spec"
@@ -322,9 +322,9 @@ def test_with_overrides_validates_the_result():
 
 # ------------------------------------------------------------------ load_spec
 def test_list_presets_matches_the_shipped_files():
-    """list_presets() names exactly the .toml files shipped in sparseforge/presets, each with
+    """list_presets() names exactly the .toml files shipped in sparseforge/spec/presets, each with
     a non-empty description."""
-    shipped = sorted(p.name[:-5] for p in resources.files("sparseforge.presets").iterdir()
+    shipped = sorted(p.name[:-5] for p in resources.files("sparseforge.spec.presets").iterdir()
                      if p.name.endswith(".toml"))
     presets = list_presets()
     assert list(presets) == shipped

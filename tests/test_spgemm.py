@@ -13,13 +13,13 @@ import pytest
 import scipy.io
 import scipy.sparse as sp
 
-from dataflow.spgemm import (
+from sparseforge.dataflow.spgemm import (
     DATAFLOWS, SpgemmError, expand_products, functional_spgemm, hash_slots, pe_of_rows, place_rows,
 )
-from models.matrices import (
+from sparseforge.models.matrices import (
     MatrixError, canonical, check_product_shapes, golden_spgemm, load_matrix, read_metis,
 )
-from sim.spgemm import (
+from sparseforge.sim.spgemm import (
     ALL_VARIANTS, _bank_recursion, compare_dataflows, simulate_spgemm, smash_row_timing, unit_row_cycles,
 )
 from sparseforge.spec import HardwareSpec, SpecError
@@ -334,8 +334,8 @@ def test_smash_piuma_preset_loads():
 
 # ------------------------------------------------------------------ CLI
 def _cli(argv: list[str]) -> int:
-    from sparseforge import cli_spgemm
-    from sparseforge.clikit import UserError
+    from sparseforge.cli import spgemm as cli_spgemm
+    from sparseforge.cli.kit import UserError
 
     ap = argparse.ArgumentParser(prog="sparseforge")
     sub = ap.add_subparsers(dest="command", required=True)

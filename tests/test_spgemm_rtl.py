@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-import hwgen.emit
-from dataflow.spgemm import expand_products, place_rows
-from models.matrices import builtin_available, canonical, golden_spgemm, load_matrix
-from sim.spgemm import unit_row_cycles, unit_row_stalls
+import sparseforge.hwgen.emit as emit
+from sparseforge.dataflow.spgemm import expand_products, place_rows
+from sparseforge.models.matrices import builtin_available, canonical, golden_spgemm, load_matrix
+from sparseforge.sim.spgemm import unit_row_cycles, unit_row_stalls
 from sparseforge.spec import HardwareSpec
 from tests.rtl.harness import run_bench
 
@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.rtl]
 @pytest.fixture(autouse=True)
 def _registered(monkeypatch):
     """The design registry entry the lead adds to hwgen.emit.DESIGNS."""
-    monkeypatch.setitem(hwgen.emit.DESIGNS, "hashmerge", "hwgen.hashmerge:build_hashmerge")
+    monkeypatch.setitem(hwgen.emit.DESIGNS, "hashmerge", "sparseforge.hwgen.hashmerge:build_hashmerge")
 
 
 def _quantised(name: str, *, scale: int = 64) -> sp.csr_matrix:

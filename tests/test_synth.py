@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from hwgen import synth
-from hwgen.synth import (DesignDoesNotFit, Ecp5Timing, SynthError, SynthToolNotFound,
+from sparseforge.hwgen import synth
+from sparseforge.hwgen.synth import (DesignDoesNotFit, Ecp5Timing, SynthError, SynthToolNotFound,
                          XilinxResources, parse_nextpnr_report, parse_yosys_stat,
                          run_nextpnr_ecp5, run_yosys_xilinx, synth_design)
 

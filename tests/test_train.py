@@ -8,12 +8,12 @@ import importlib.util
 import numpy as np
 import pytest
 
-import models.train as tr
-from models.prune import nm_mask
-from models.quant import quantize_per_channel, quantize_per_tensor
-from models.train import (TrainConfig, load_mnist_5k, masks_for, minibatch_operands, mnist_split, model_layers,
+import sparseforge.models.train as tr
+from sparseforge.models.prune import nm_mask
+from sparseforge.models.quant import quantize_per_channel, quantize_per_tensor
+from sparseforge.models.train import (TrainConfig, load_mnist_5k, masks_for, minibatch_operands, mnist_split, model_layers,
                           parse_sparsity, train)
-from models.training_golden import (bp_compressed, ff_compressed, is_nm_mask, training_gemms,
+from sparseforge.models.training_golden import (bp_compressed, ff_compressed, is_nm_mask, training_gemms,
                                     training_gemms_nm_int)
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("mlxtend") is None,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from models.network import GemmLayer, Network
-from models.zoo_train import get_training_network
-from dataflow.mapper import map_layer
-from sim.simulate import simulate_layer
-from sim.train import ideal_speedup, simulate_training
+from sparseforge.models.network import GemmLayer, Network
+from sparseforge.models.zoo_train import get_training_network
+from sparseforge.dataflow.mapper import map_layer
+from sparseforge.sim.simulate import simulate_layer
+from sparseforge.sim.train import ideal_speedup, simulate_training
 from sparseforge.cli import main
 from sparseforge.spec import load_spec
 
@@ -63,7 +63,7 @@ def test_gemm_modes_per_method(resnet18):
 def test_masks_only_where_the_method_needs_them(resnet18):
     """No SORE work in dense training; one mask per layer for SR-STE; two (FF and BP, except the
     first layer's BP) for BDWP, each taking the SORE's cycle model or its DRAM time."""
-    from hwgen.sore import sore_cycles
+    from sparseforge.hwgen.sore import sore_cycles
     dense = simulate_training(SAT, resnet18, method="dense", sparsity=None)
     srste = simulate_training(SAT, resnet18, method="srste", sparsity=(2, 8))
     bdwp = simulate_training(SAT, resnet18, method="bdwp", sparsity=(2, 8))

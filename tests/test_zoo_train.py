@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from models.network import GemmLayer
-from models.zoo import minilm_network, resnet50_network
-from models.zoo_train import (INPUT_LAYERS, TRAINING_NETWORKS, get_training_network, training_gemms,
+from sparseforge.models.network import GemmLayer
+from sparseforge.models.zoo import minilm_network, resnet50_network
+from sparseforge.models.zoo_train import (INPUT_LAYERS, TRAINING_NETWORKS, get_training_network, training_gemms,
                               training_step_network)
 
 # Exact MACs at batch 1 (biases excluded) and the published figure each must round to.

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from hwgen.emit import emit_design
+from sparseforge.hwgen.emit import emit_design
 from sparseforge.spec import HardwareSpec
 
 HERE = Path(__file__).resolve().parent

@@ -6,7 +6,7 @@ energy) and the RTL generator (array shape, operand widths, pipeline). Nothing k
 second copy of a parameter; derived values (accumulator width, index width, pipeline
 latency) are properties computed from the fields.
 
-A spec comes from a preset TOML file (``sparseforge/presets/*.toml``), a user's TOML file,
+A spec comes from a preset TOML file (``sparseforge/spec/presets/*.toml``), a user's TOML file,
 and ``--set key=value`` overrides, in that order. Bad values raise :class:`SpecError`,
 which names the field, the value and what is allowed.
 """
@@ -23,10 +23,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-from .spec_moe import MoeSpec
-from .spec_spgemm import SpgemmSpec
-from .spec_train import TrainSpec
-from .specbase import Section, SpecError, check_type, field_types, parse_value
+from .moe import MoeSpec
+from .spgemm import SpgemmSpec
+from .train import TrainSpec
+from .base import Section, SpecError, check_type, field_types, parse_value
 
 __all__ = ["SpecError", "HardwareSpec", "SpgemmSpec", "MoeSpec", "TrainSpec", "load_spec", "list_presets", "preset_path"]
 
@@ -260,7 +260,7 @@ def _positive_int(spec: HardwareSpec, *names: str) -> None:
 def list_presets() -> dict[str, str]:
     """Built-in preset names mapped to their one-line descriptions."""
     out = {}
-    for entry in sorted(resources.files("sparseforge.presets").iterdir(), key=lambda p: p.name):
+    for entry in sorted(resources.files("sparseforge.spec.presets").iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".toml"):
             data = tomllib.loads(entry.read_text())
             out[entry.name[:-5]] = str(data.get("description", ""))
@@ -268,7 +268,7 @@ def list_presets() -> dict[str, str]:
 
 
 def preset_path(name: str) -> Path:
-    return Path(str(resources.files("sparseforge.presets").joinpath(f"{name}.toml")))
+    return Path(str(resources.files("sparseforge.spec.presets").joinpath(f"{name}.toml")))
 
 
 def load_spec(hw: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> HardwareSpec:

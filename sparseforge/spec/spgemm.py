@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .specbase import Section
+from .base import Section
 
 __all__ = ["SpgemmSpec", "SMASH_VERSIONS"]
 

@@ -17,14 +17,14 @@ import time
 
 import numpy as np
 
-from .clikit import UserError, emit_report, progress
+from .kit import UserError, emit_report, progress
 
 __all__ = ["register", "cmd_spgemm"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``spgemm`` command to the CLI's subparsers."""
-    from .cli import _add_hw
+    from .main import _add_hw
 
     p = sub.add_parser("spgemm", help="simulate sparse x sparse C = A x B: inner, outer, row-wise, SMASH hashing",
                        description="Simulate C = A x B on the [spgemm] scratchpad machine with one dataflow or "
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(name: str, what: str):
-    from models.matrices import MatrixError, load_matrix
+    from sparseforge.models.matrices import MatrixError, load_matrix
 
     try:
         return load_matrix(name)
@@ -52,11 +52,11 @@ def _load(name: str, what: str):
 
 def cmd_spgemm(args: argparse.Namespace) -> int:
     """Run the command; returns the exit status (user errors raise UserError/SpecError)."""
-    from dataflow.spgemm import DATAFLOWS, SpgemmError, expand_products, functional_spgemm, place_rows
-    from models.matrices import MatrixError, check_product_shapes, golden_spgemm
-    from sim.spgemm import ALL_VARIANTS, simulate_spgemm
+    from sparseforge.dataflow.spgemm import DATAFLOWS, SpgemmError, expand_products, functional_spgemm, place_rows
+    from sparseforge.models.matrices import MatrixError, check_product_shapes, golden_spgemm
+    from sparseforge.sim.spgemm import ALL_VARIANTS, simulate_spgemm
 
-    from .spec import load_spec
+    from ..spec import load_spec
 
     spec = load_spec(args.hw, args.set or ())
     if args.dataflow != "all" and args.dataflow not in DATAFLOWS:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .specbase import Section
+from .base import Section
 
 __all__ = ["MoeSpec"]
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .clikit import UserError, emit_report, progress
-from .spec import HardwareSpec
+from .kit import UserError, emit_report, progress
+from ..spec import HardwareSpec
 
 __all__ = ["NETWORKS", "add_arguments", "run", "report_text"]
 
@@ -74,9 +74,9 @@ def _task_sequence(args: argparse.Namespace) -> tuple[str, ...]:
 
 def run(args: argparse.Namespace, spec: HardwareSpec) -> int:
     """Simulate the MoE network of ``args.net`` on ``spec`` and print (or write) the report."""
-    from dataflow.mapper import MappingError
-    from models import moe
-    from sim.moe import SCHEDULES, simulate_moe
+    from sparseforge.dataflow.mapper import MappingError
+    from sparseforge.models import moe
+    from sparseforge.sim.moe import SCHEDULES, simulate_moe
 
     for name in ("functional", "weights", "text", "sparsity"):
         if getattr(args, name, None):
@@ -148,7 +148,7 @@ def _json_default(o):
 
 
 def _routing_summary(routing) -> dict:
-    from models.moe import routing_stats
+    from sparseforge.models.moe import routing_stats
 
     st = routing_stats(routing)
     out = {"source": routing.source, "frames": routing.frames, "tokens": routing.tokens, "top_k": routing.top_k,

@@ -6,8 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from .clikit import UserError, emit_report
-from .spec import HardwareSpec
+from .kit import UserError, emit_report
+from ..spec import HardwareSpec
 
 __all__ = ["add_arguments", "simulate_train"]
 
@@ -52,7 +52,7 @@ def _table(res, dense, *, title: str) -> str:
               + ", ".join(f"{k} {v / 1e6:.0f} uJ" for k, v in t["energy_pj"].items())
               + f" = {t['energy_total_pj'] / 1e6:.0f} uJ"]
     if dense is not None:
-        from sim.train import ideal_speedup
+        from sparseforge.sim.train import ideal_speedup
         dt = dense.totals()
         lines.append(f"dense training on the same hardware: {dt['cycles']} cycles = {dt['time_ms']:.3f} ms -> "
                      f"speedup {dt['cycles'] / t['cycles']:.3f}x (ideal for {res.method} "
@@ -64,9 +64,9 @@ def _table(res, dense, *, title: str) -> str:
 def simulate_train(args: argparse.Namespace, spec: HardwareSpec, sparsity: tuple[int, int] | None, *,
                    network=None) -> str:
     """The ``--train`` report; ``network`` (e.g. from ``--onnx``) replaces ``--net``."""
-    from dataflow.mapper import MappingError
-    from models.zoo_train import get_training_network
-    from sim.train import simulate_training
+    from sparseforge.dataflow.mapper import MappingError
+    from sparseforge.models.zoo_train import get_training_network
+    from sparseforge.sim.train import simulate_training
 
     batch = 32 if args.batch is None else args.batch
     if network is not None:
@@ -112,7 +112,7 @@ def simulate_train(args: argparse.Namespace, spec: HardwareSpec, sparsity: tuple
 # ------------------------------------------------------------------ sparseforge train
 def register(sub) -> None:
     """Add ``sparseforge train`` to the CLI's subcommands."""
-    from .cli import _add_hw
+    from .main import _add_hw
 
     p = sub.add_parser(
         "train", help="train a real N:M sparse network (dense / SR-STE / BDWP) and report accuracy",
@@ -135,12 +135,12 @@ def register(sub) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
 
-    from models.train import TrainConfig, parse_sparsity, train
-    from models.zoo_train import get_training_network
-    from sim.train import ideal_speedup, simulate_training
+    from sparseforge.models.train import TrainConfig, parse_sparsity, train
+    from sparseforge.models.zoo_train import get_training_network
+    from sparseforge.sim.train import ideal_speedup, simulate_training
 
-    from .clikit import progress
-    from .spec import load_spec
+    from .kit import progress
+    from ..spec import load_spec
 
     spec = load_spec(args.hw, args.set or ())
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .clikit import UserError, emit_report, progress as _progress
-from .spec import HardwareSpec, SpecError, list_presets, load_spec
+from .kit import UserError, emit_report, progress as _progress
+from ..spec import HardwareSpec, SpecError, list_presets, load_spec
 
 __all__ = ["main"]
 
@@ -42,7 +42,7 @@ def _onnx_network(args: argparse.Namespace):
     """The network of ``--onnx FILE`` (with ``--input-shape`` overrides), or None."""
     if not args.onnx:
         return None
-    from models.onnx_import import import_onnx
+    from sparseforge.models.onnx_import import import_onnx
 
     shapes = {}
     for item in args.input_shape or ():
@@ -77,13 +77,13 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from dataflow.mapper import MappingError
-    from models.zoo import get_network
-    from sim.simulate import compare, simulate_network
+    from sparseforge.dataflow.mapper import MappingError
+    from sparseforge.models.zoo import get_network
+    from sparseforge.sim.simulate import compare, simulate_network
 
     from .report import simulation_json, simulation_table
 
-    from .cli_moe import NETWORKS as MOE_NETWORKS, run as run_moe
+    from .moe import NETWORKS as MOE_NETWORKS, run as run_moe
 
     if args.net in MOE_NETWORKS:
         if args.train or args.functional:
@@ -92,7 +92,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     spec = _spec(args)
     sparsity = _sparsity(args.sparsity) if args.sparsity else (None if spec.dense else (spec.n, spec.m))
     if args.train:
-        from .cli_train import simulate_train
+        from .train import simulate_train
 
         if args.functional:
             raise UserError("--functional is for inference: drop it with --train")
@@ -153,10 +153,10 @@ def _functional_minilm(spec: HardwareSpec, sparsity: tuple[int, int] | None, tok
     and compare every layer with the golden model."""
     import numpy as np
 
-    from dataflow.layout import grouped_dense, grouped_sparse
-    from models.golden import gemm_dense_int, gemm_nm_int
-    from models.pipeline import pruned_minilm
-    from sim.functional import functional_gemm
+    from sparseforge.dataflow.layout import grouped_dense, grouped_sparse
+    from sparseforge.models.golden import gemm_dense_int, gemm_nm_int
+    from sparseforge.models.pipeline import pruned_minilm
+    from sparseforge.sim.functional import functional_gemm
 
     n, m = sparsity if sparsity else (spec.m, spec.m)
     _progress(f"loading all-MiniLM-L6-v2, pruning every Linear layer {n}:{m}, quantising to int8, "
@@ -184,7 +184,7 @@ def _functional_minilm(spec: HardwareSpec, sparsity: tuple[int, int] | None, tok
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from hwgen.emit import DESIGNS, EmitError, design_dir, emit_design
+    from sparseforge.hwgen.emit import DESIGNS, EmitError, design_dir, emit_design
 
     spec = _spec(args)
     if args.design not in DESIGNS:
@@ -210,7 +210,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from hwgen.synth import SynthError, synth_design
+    from sparseforge.hwgen.synth import SynthError, synth_design
 
     target = Path(args.design)
     if not target.is_dir():
@@ -294,15 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", metavar="FILE", help="with --functional: run this text instead of the bundled sample")
     p.add_argument("--no-dense", action="store_true", help="skip the dense comparison")
     p.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
-    from .cli_moe import add_arguments as add_moe_arguments
-    from .cli_train import add_arguments as add_train_arguments
+    from .moe import add_arguments as add_moe_arguments
+    from .train import add_arguments as add_train_arguments
 
     add_train_arguments(p)
     add_moe_arguments(p)
     p.set_defaults(func=cmd_simulate)
 
-    from .cli_spgemm import register as register_spgemm
-    from .cli_train import register as register_train
+    from .spgemm import register as register_spgemm
+    from .train import register as register_train
 
     register_train(sub)
     register_spgemm(sub)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sim.simulate import NetworkResult
+from sparseforge.sim.simulate import NetworkResult
 
 __all__ = ["simulation_table", "simulation_json"]
 
