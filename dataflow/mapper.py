@@ -28,8 +28,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
 from sparseforge.models.network import GemmLayer, Network
+
+from sparseforge.errors import InputError
 from sparseforge.spec import HardwareSpec
 
 from .layout import group_size, tiling, word_widths
@@ -37,7 +38,7 @@ from .layout import group_size, tiling, word_widths
 __all__ = ["MappingError", "LayerMapping", "map_layer", "map_network", "word_bytes", "check_sparsity"]
 
 
-class MappingError(ValueError):
+class MappingError(InputError):
     """A layer cannot be mapped onto the hardware (one clear line, names the layer)."""
 
 

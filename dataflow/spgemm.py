@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from sparseforge.errors import InputError
 from sparseforge.spec import HardwareSpec
 
 __all__ = [
@@ -38,7 +39,7 @@ __all__ = [
 DATAFLOWS = ("inner", "outer", "rowwise-dense", "rowwise-hash")
 
 
-class SpgemmError(ValueError):
+class SpgemmError(InputError):
     """A SpGEMM that the spec cannot run as asked (e.g. a table overflow with
     ``overflow = "error"``); the message is one line."""
 

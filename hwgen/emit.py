@@ -19,8 +19,8 @@ from amaranth import Shape
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
+from sparseforge.errors import InputError
 from sparseforge.spec import HardwareSpec
-
 
 __all__ = ["DESIGNS", "build_component", "emit_design", "design_dir", "EmitError"]
 
@@ -40,7 +40,7 @@ DESIGNS: dict[str, str] = {
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 
 
-class EmitError(ValueError):
+class EmitError(InputError):
     """Bad design name or output location (a user error: one clear line)."""
 
 

@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sparseforge.errors import InputError
+
 __all__ = [
     "SynthError",
     "SynthToolNotFound",
@@ -89,7 +91,7 @@ _LOG_TAIL_LINES = 40
 # Errors
 
 
-class SynthError(RuntimeError):
+class SynthError(InputError):
     """A synthesis / place-and-route tool failed; the message ends with the tail of its log."""
 
     def __init__(self, message: str, *, log_path: Path | None = None) -> None:

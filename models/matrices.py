@@ -36,6 +36,8 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
+from sparseforge.errors import InputError
+
 __all__ = [
     "MatrixError", "NamedMatrix", "BUILTINS", "METIS_DIR", "load_matrix", "read_matrix_market",
     "read_npz", "read_metis", "canonical", "golden_spgemm", "check_product_shapes",
@@ -46,7 +48,7 @@ __all__ = [
 METIS_DIR = Path("/usr/share/doc/libmetis-dev/examples/graphs")
 
 
-class MatrixError(ValueError):
+class MatrixError(InputError):
     """A matrix source is missing, malformed or unsuitable; the message is one line."""
 
 

@@ -35,6 +35,8 @@ from typing import Callable
 
 import numpy as np
 
+from sparseforge.errors import InputError
+
 from .network import GemmLayer, Network
 
 __all__ = [
@@ -45,7 +47,7 @@ __all__ = [
 ]
 
 
-class MoeError(ValueError):
+class MoeError(InputError):
     """Bad MoE configuration, routing or routing file: one line naming the value and what is
     allowed."""
 

@@ -7,10 +7,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..errors import InputError
+
 __all__ = ["UserError", "progress", "write_atomic", "emit_report"]
 
 
-class UserError(Exception):
+class UserError(InputError):
     """A mistake in the command line or its inputs: the CLI prints the message as one line
     (``sparseforge: error: ...``) and exits with status 2. Name the field or option, the
     value and what is allowed."""

@@ -22,8 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .kit import UserError, emit_report, progress as _progress
 from ..spec import HardwareSpec, SpecError, list_presets, load_spec
+from .kit import UserError, emit_report
+from .kit import progress as _progress
 
 __all__ = ["main"]
 
@@ -81,9 +82,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from sparseforge.models.zoo import get_network
     from sparseforge.sim.simulate import compare, simulate_network
 
+    from .moe import NETWORKS as MOE_NETWORKS
+    from .moe import run as run_moe
     from .report import simulation_json, simulation_table
-
-    from .moe import NETWORKS as MOE_NETWORKS, run as run_moe
 
     if args.net in MOE_NETWORKS:
         if args.train or args.functional:

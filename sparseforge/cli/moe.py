@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .kit import UserError, emit_report, progress
 from ..spec import HardwareSpec
+from .kit import UserError, emit_report, progress
 
 __all__ = ["NETWORKS", "add_arguments", "run", "report_text"]
 

@@ -52,8 +52,18 @@ def _load(name: str, what: str):
 
 def cmd_spgemm(args: argparse.Namespace) -> int:
     """Run the command; returns the exit status (user errors raise UserError/SpecError)."""
-    from sparseforge.dataflow.spgemm import DATAFLOWS, SpgemmError, expand_products, functional_spgemm, place_rows
-    from sparseforge.models.matrices import MatrixError, check_product_shapes, golden_spgemm
+    from sparseforge.dataflow.spgemm import (
+        DATAFLOWS,
+        SpgemmError,
+        expand_products,
+        functional_spgemm,
+        place_rows,
+    )
+    from sparseforge.models.matrices import (
+        MatrixError,
+        check_product_shapes,
+        golden_spgemm,
+    )
     from sparseforge.sim.spgemm import ALL_VARIANTS, simulate_spgemm
 
     from ..spec import load_spec

@@ -6,8 +6,8 @@ import argparse
 import json
 from typing import Any
 
-from .kit import UserError, emit_report
 from ..spec import HardwareSpec
+from .kit import UserError, emit_report
 
 __all__ = ["add_arguments", "simulate_train"]
 
@@ -139,8 +139,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from sparseforge.models.zoo_train import get_training_network
     from sparseforge.sim.train import ideal_speedup, simulate_training
 
-    from .kit import progress
     from ..spec import load_spec
+    from .kit import progress
 
     spec = load_spec(args.hw, args.set or ())
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

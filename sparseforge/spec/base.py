@@ -8,10 +8,12 @@ import math
 import typing
 from typing import Any, ClassVar, Mapping
 
+from ..errors import InputError
+
 __all__ = ["SpecError", "Section", "check_type", "parse_value", "field_types"]
 
 
-class SpecError(ValueError):
+class SpecError(InputError):
     """A hardware spec (or one of its sources) is invalid. The message is one line that
     names the field, the offending value and what is allowed."""
 

@@ -23,10 +23,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
+from .base import Section, SpecError, check_type, field_types, parse_value
 from .moe import MoeSpec
 from .spgemm import SpgemmSpec
 from .train import TrainSpec
-from .base import Section, SpecError, check_type, field_types, parse_value
 
 __all__ = ["SpecError", "HardwareSpec", "SpgemmSpec", "MoeSpec", "TrainSpec", "load_spec", "list_presets", "preset_path"]
 
