@@ -39,7 +39,7 @@ MOE_DESIGNS = {"moe_reorder": "sparseforge.hwgen.moe:build_reorder", "moe_router
 @pytest.fixture(autouse=True)
 def _designs(monkeypatch):
     """Register the MoE designs (until they are wired into hwgen.emit.DESIGNS)."""
-    monkeypatch.setattr(hwgen.emit, "DESIGNS", {**hwgen.emit.DESIGNS, **MOE_DESIGNS})
+    monkeypatch.setattr(emit, "DESIGNS", {**emit.DESIGNS, **MOE_DESIGNS})
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,7 @@ def test_router_and_scheduler_emit(tmp_path):
 
     spec = _spec(buffers=2)
     for design in ("moe_router", "moe_scheduler"):
-        path = hwgen.emit.emit_design(spec, design=design, out_root=tmp_path)
+        path = emit.emit_design(spec, design=design, out_root=tmp_path)
         man = json.loads((path / "manifest.json").read_text())
         assert man["params"]["depth"] == 48
         assert man["top"] == f"sf_{design}"

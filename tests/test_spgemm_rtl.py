@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.rtl]
 @pytest.fixture(autouse=True)
 def _registered(monkeypatch):
     """The design registry entry the lead adds to hwgen.emit.DESIGNS."""
-    monkeypatch.setitem(hwgen.emit.DESIGNS, "hashmerge", "sparseforge.hwgen.hashmerge:build_hashmerge")
+    monkeypatch.setitem(emit.DESIGNS, "hashmerge", "sparseforge.hwgen.hashmerge:build_hashmerge")
 
 
 def _quantised(name: str, *, scale: int = 64) -> sp.csr_matrix:
