@@ -20,7 +20,7 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import sparseforge.sim.engine as engine  # noqa: E402
+import sparseforge.sim.units.engine as engine  # noqa: E402
 from sparseforge.models.zoo import minilm_network, resnet50_network  # noqa: E402
 from sparseforge.sim.simulate import simulate_network  # noqa: E402
 from sparseforge.spec import load_spec  # noqa: E402

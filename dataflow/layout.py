@@ -1,4 +1,4 @@
-"""Lay a GEMM out onto the array: groups, tiles, and the words of the engine's memories.
+"""Lay a GEMM out onto the array: groups, tiles, and the words of the engines' memories.
 
 A GEMM ``Y[T, N] = X[T, K] @ W[N, K]^T`` runs on a ``rows x cols`` array of N:M PEs in one
 of two modes:
@@ -11,9 +11,24 @@ of two modes:
   activation lanes carry zeros.
 
 Either way the weights become a *grouped* form: ``values[N, G, n]``, ``indices[N, G, n]``
-with group size ``g`` (``m`` or ``n``). Tile ``(nt, kt)`` covers output columns
-``nt*cols .. +cols`` and groups ``kt*rows .. +rows``; anything past the GEMM's edge is
-zero padding.
+with group size ``g`` (``m`` or ``n``). The word formats of each engine's memories are
+:func:`sim.units.engine.word_widths` / :func:`~sim.units.engine.os_word_widths`.
+
+**Weight-stationary engine** (:func:`memory_image`, ``hwgen.engine``): tile ``(nt, kt)``
+covers output columns ``nt*cols .. +cols`` and groups ``kt*rows .. +rows``.
+
+**Output-stationary engine** (:func:`os_memory_image`, ``hwgen.os_engine``): tile
+``(tt, nt)`` covers tokens ``tt*rows .. +rows`` and outputs ``nt*cols .. +cols`` and streams
+all ``G`` groups through the array, one per cycle. Memories (one word per address):
+
+- activations: word ``tt * G + s`` holds group ``s`` of the ``rows`` tokens of token tile
+  ``tt``: row ``r``'s ``m`` lanes at lane offset ``r * m`` (lanes past ``g`` are zero);
+- weights: word ``nt * G + s`` holds group ``s`` of the ``cols`` outputs of n-tile ``nt``:
+  ``cols * n`` values, then (sparse arrays only) ``cols * n`` in-group indices;
+- outputs: word ``(tt * NT + nt) * cols + c`` holds output ``nt*cols + c`` for the
+  ``rows`` tokens of token tile ``tt`` (token ``r`` at accumulator ``r``).
+
+Anything past the GEMM's edge is zero padding.
 """
 
 from __future__ import annotations
@@ -25,20 +40,9 @@ import numpy as np
 
 from sparseforge.spec import HardwareSpec
 
-__all__ = ["word_widths", "GroupedWeights", "group_size", "grouped_pruned", "grouped_dense", "grouped_sparse", "Tiling", "tiling", "pack_words",
-           "TileArrays", "tile_arrays", "padded_groups", "pack_weight_words", "MemoryImage",
-           "memory_image"]
-
-
-def word_widths(spec: HardwareSpec) -> dict[str, int]:
-    """Bits of one word of each engine memory: an activation word holds ``rows`` groups of
-    ``m`` activations; a weight word holds one array row of ``cols * n`` weights followed
-    by their in-group indices (none on a dense array); an output word ``cols``
-    accumulators."""
-    w = spec.cols * spec.n * spec.weight_width
-    if not spec.dense:
-        w += spec.cols * spec.n * spec.idx_width
-    return {"act": spec.rows * spec.m * spec.act_width, "wgt": w, "out": spec.cols * spec.acc_width}
+__all__ = ["GroupedWeights", "group_size", "grouped_pruned", "grouped_dense", "grouped_sparse", "Tiling", "tiling",
+           "pack_words", "TileArrays", "tile_arrays", "padded_groups", "pack_weight_words", "MemoryImage",
+           "memory_image", "OSTiling", "os_tiling", "OSMemoryImage", "os_memory_image"]
 
 
 @dataclass(frozen=True)
@@ -247,3 +251,59 @@ def memory_image(spec: HardwareSpec, X: np.ndarray, gw: GroupedWeights) -> Memor
     Yp[:, : gw.n_out] = Y
     expected = Yp.reshape(T, NT, C).transpose(1, 0, 2)
     return MemoryImage(tiling=til, act=act, wgt=wgt, expected=expected)
+
+
+@dataclass(frozen=True)
+class OSTiling:
+    tokens: int
+    token_tiles: int
+    ntiles: int
+    groups: int
+    group: int
+
+    @property
+    def tiles(self) -> int:
+        return self.token_tiles * self.ntiles
+
+
+def os_tiling(spec: HardwareSpec, *, tokens: int, k: int, n_out: int, group: int) -> OSTiling:
+    """Tile counts of a GEMM on the OS array with ``group`` reduction indices per group."""
+    return OSTiling(tokens=tokens, token_tiles=math.ceil(tokens / spec.rows), ntiles=math.ceil(n_out / spec.cols),
+                    groups=math.ceil(k / group), group=group)
+
+
+@dataclass(frozen=True)
+class OSMemoryImage:
+    """The OS engine's memory contents for one GEMM; ``expected[tt, nt, c, r]`` is output
+    word ``(tt * NT + nt) * cols + c``, accumulator ``r`` (int64)."""
+
+    tiling: OSTiling
+    act: list[int]
+    wgt: list[int]
+    expected: np.ndarray
+
+
+def os_memory_image(spec: HardwareSpec, X: np.ndarray, gw: GroupedWeights) -> OSMemoryImage:
+    """Memory words for ``X[T, K] @ gw^T`` on the OS engine and the expected output words."""
+    X = np.asarray(X, dtype=np.int64)
+    T, k = X.shape
+    if k != gw.k:
+        raise ValueError(f"activations have K = {k} but the weights have K = {gw.k}")
+    R, C, g = spec.rows, spec.cols, gw.group
+    til = os_tiling(spec, tokens=T, k=k, n_out=gw.n_out, group=g)
+    TT, NT, G = til.token_tiles, til.ntiles, til.groups
+    # activations: [TT*R, G*g] -> lanes [TT, G, R, m]
+    Xp = np.zeros((TT * R, G * g), dtype=np.int64)
+    Xp[:T, :k] = X
+    lanes = np.zeros((TT, G, R, spec.m), dtype=np.int64)
+    lanes[..., :g] = Xp.reshape(TT, R, G, g).transpose(0, 2, 1, 3)
+    act = pack_words(lanes.reshape(TT * G, R * spec.m), spec.act_width)
+    # weights: [NT*C, G, n] -> [NT, G, C, n]
+    vals, idx = padded_groups(spec, gw, n_rows=NT * C, groups=G)
+    v = vals.reshape(NT, C, G, spec.n).transpose(0, 2, 1, 3).reshape(NT * G, C * spec.n)
+    i = idx.reshape(NT, C, G, spec.n).transpose(0, 2, 1, 3).reshape(NT * G, C * spec.n)
+    wgt = pack_weight_words(spec, v, i)
+    Y = np.zeros((TT * R, NT * C), dtype=np.int64)
+    Y[:T, : gw.n_out] = X @ gw.to_dense().astype(np.int64).T
+    expected = Y.reshape(TT, R, NT, C).transpose(0, 2, 3, 1)
+    return OSMemoryImage(tiling=til, act=act, wgt=wgt, expected=expected)

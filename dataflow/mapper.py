@@ -4,22 +4,29 @@ For each layer the mapper decides
 
 - the **mode**: sparse (the layer's weights are N:M with the array's ``m`` and at most its
   ``n``) or dense (``n`` consecutive reduction indices per PE);
-- the **tiling** over K (``ktiles`` of ``rows`` groups) and outputs (``ntiles`` of ``cols``);
-- the **blocks** that fit on chip: ``n_block`` n-tiles of weights (all their k-tiles) in one
-  weight-buffer half, ``token_block`` tokens of activations (all k-tiles) in one
+- the **tiling** over K and outputs, in the units of the engine's memories
+  (:class:`sim.units.engine.Granules`): on the weight-stationary engine (``hwgen.engine``)
+  ``ktiles`` k-tiles of ``rows`` groups and ``ntiles`` n-tiles of ``cols`` outputs, one
+  token at a time; on the output-stationary engine (``hwgen.os_engine``) one group at a time
+  and token tiles of ``rows`` tokens;
+- the **blocks** that fit on chip: ``n_block`` n-tiles of weights (all their k units) in one
+  weight-buffer half, ``token_block`` tokens of activations (all k units) in one
   input-buffer half and their ``n_block * cols`` accumulators in one output-buffer half
   (halves when the spec double-buffers, whole buffers otherwise);
+- the **k-block**: the whole reduction unless one token's activations or one n-tile's
+  weights would not fit a buffer; then the reduction is split (partial sums stay in the
+  output buffer and later k-blocks accumulate onto them), and since longer k-blocks leave
+  room for fewer tokens per run, candidates from the largest down by halves are costed
+  (:func:`plan_cost`) and the cheapest kept;
 - the **loop order** over blocks: tokens outer (activations fetched once, weights re-fetched
   per token block unless one weight block holds them all) or weights outer (the reverse),
   whichever moves fewer DRAM bytes.
 
-Each (token block, weight block) pair is one *run* of the engine (``hwgen.engine``): it
-streams ``tokens`` vectors for each of ``ktiles * ntiles`` tiles. The simulator times runs
-exactly as the engine executes them and overlaps their DRAM transfers (``sim.simulate``).
-
-With ``spec.dataflow = "output-stationary"`` layers map onto the output-stationary engine
-(``hwgen.os_engine``, :func:`_map_layer_os`) instead; ``"switchable"`` maps each layer both
-ways and keeps the faster (see :func:`map_layer` and docs/os_timing.md).
+Each (token block, weight block, k-block) is one *run* of the engine. The engine's cycle
+model (:mod:`sim.units.engine`, chosen by ``spec.dataflow``) times runs exactly as the RTL
+executes them; ``"switchable"`` maps each layer both ways and keeps the one whose layer runs
+in fewer cycles alone (:func:`layer_cycles`; see :func:`map_layer` and docs/os_timing.md).
+The simulator (``sim.simulate``) then overlaps the runs' DRAM transfers across layers.
 """
 
 from __future__ import annotations
@@ -28,23 +35,27 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from sparseforge.models.network import GemmLayer, Network
 
 from sparseforge.errors import InputError
+from sparseforge.models.network import GemmLayer, Network
+from sparseforge.sim.units.engine import OS, WS, EngineModel, engine_model
+from sparseforge.sim.units.memory import memory_timeline
 from sparseforge.spec import HardwareSpec
 
-from .layout import group_size, tiling, word_widths
+from .layout import group_size
 
-__all__ = ["MappingError", "LayerMapping", "map_layer", "map_network", "word_bytes", "check_sparsity"]
+__all__ = ["MappingError", "LayerMapping", "Plan", "map_layer", "map_network", "plan", "plan_cost", "word_bytes",
+           "check_sparsity", "run_compute_cycles", "layer_cycles"]
 
 
 class MappingError(InputError):
     """A layer cannot be mapped onto the hardware (one clear line, names the layer)."""
 
 
-def word_bytes(spec: HardwareSpec) -> dict[str, int]:
-    """Bytes of one word of each on-chip memory (rounded up), and of one accumulator."""
-    bits = word_widths(spec)
+def word_bytes(spec: HardwareSpec, dataflow: str = WS) -> dict[str, int]:
+    """Bytes of one word of each on-chip memory of ``dataflow``'s engine (rounded up), and of
+    one accumulator."""
+    bits = engine_model(dataflow).word_widths(spec)
     return {
         "act": math.ceil(bits["act"] / 8),
         "wgt": math.ceil(bits["wgt"] / 8),
@@ -90,15 +101,25 @@ class LayerMapping:
     fetch_act_bytes: np.ndarray
     fetch_wgt_bytes: np.ndarray
     writeback_bytes: np.ndarray
-    # output-stationary mappings (see _map_layer_os): ``ktiles`` counts k-blocks, ``k_block``
-    # is groups per k-block, ``run_ktiles`` is 1 and ``run_groups`` the groups each run
-    # streams per tile; ``token_block`` is a multiple of ``rows``
-    dataflow: str = "weight-stationary"   # "weight-stationary" | "output-stationary"
+    # output-stationary mappings: ``ktiles`` counts k-blocks, ``k_block`` is groups per
+    # k-block, ``run_ktiles`` is 1 and ``run_groups`` the groups each run streams per tile;
+    # ``token_block`` is a multiple of ``rows``
+    dataflow: str = WS        # "weight-stationary" | "output-stationary"
     run_groups: np.ndarray | None = None
 
     @property
     def runs(self) -> int:
         return len(self.run_tokens)
+
+    @property
+    def engine(self) -> EngineModel:
+        """The cycle model of the engine the layer runs on."""
+        return engine_model(self.dataflow)
+
+    @property
+    def run_kunits(self) -> np.ndarray:
+        """k units each run streams per tile (:class:`sim.units.engine.Granules`)."""
+        return self.run_groups if self.dataflow == OS else self.run_ktiles
 
     @property
     def useful_macs(self) -> int:
@@ -109,6 +130,22 @@ class LayerMapping:
             n, m = self.sparsity
             return macs * n // m
         return macs
+
+
+#: most array runs one layer may be mapped to (token blocks x weight blocks x k-blocks x the
+#: layer's ``count``): a mapping keeps a dozen numbers per run. The shipped workloads need at most
+#: ~34,000 (MiniLM at 512 tokens on the tiny preset); a layer past the limit is refused before
+#: any per-run array is built, and a k-block candidate past it is not considered.
+MAX_RUNS = 1 << 20
+
+
+def _runs(geo: "_Geometry", k_block: int) -> int:
+    """Array runs of ``geo``'s layer with ``k_block`` k units per run (all ``count`` copies),
+    as :func:`_plan` would lay them out, computed without building them."""
+    KB = math.ceil(geo.KU / k_block)
+    n_block = min(geo.NT, geo.wgt_cap // (k_block * geo.wgt), geo.out_cap // geo.out)
+    t_block = min(geo.TU, geo.act_cap // (k_block * geo.act), geo.out_cap // (n_block * geo.out))
+    return math.ceil(geo.TU / t_block) * math.ceil(geo.NT / n_block) * KB * geo.layer.count
 
 
 def _block_sizes(total: int, block: int) -> np.ndarray:
@@ -145,252 +182,198 @@ def _run_grid(order: str, TT: int, NB: int, KB: int) -> tuple[np.ndarray, np.nda
     return ti, bi, ki, new_act, new_wgt
 
 
-def _plan(spec: HardwareSpec, layer: GemmLayer, *, group: int, KT: int, NT: int, k_block: int,
-          wb: dict[str, int], tile_wgt: int, act_cap: int, wgt_cap: int, out_cap: int) -> dict:
-    """Blocks, loop order and per-run arrays for one choice of k-block (k-tiles per run)."""
-    T = layer.tokens
-    KB = math.ceil(KT / k_block)
-    n_block = min(NT, wgt_cap // (k_block * tile_wgt), out_cap // wb["out"])
-    token_block = min(T, act_cap // (k_block * wb["act"]), out_cap // (n_block * wb["out"]))
+@dataclass(frozen=True)
+class _Geometry:
+    """A layer in the units of one engine's memories: ``TU`` token units of ``tu`` tokens,
+    ``KU`` k units of ``ku`` reduction indices, ``NT`` n-tiles; bytes of one token unit's
+    activations per k unit (``act``), of one n-tile's weights per k unit (``wgt``) and of one
+    token unit's outputs per n-tile (``out``), and the buffer (half) capacities."""
 
-    TT = math.ceil(T / token_block)
-    NB = math.ceil(NT / n_block)
-    act_bytes_total = T * layer.k * math.ceil(spec.act_width / 8)        # compact [T, K] in DRAM
-    wgt_bytes_total = NT * KT * tile_wgt
-    order = _loop_order(act_bytes=act_bytes_total, wgt_bytes=wgt_bytes_total, TT=TT, NB=NB, KB=KB)
-
-    tok_sizes = _block_sizes(T, token_block)
-    nb_sizes = _block_sizes(NT, n_block)
-    col_sizes = np.minimum(nb_sizes * spec.cols, layer.n_out - np.arange(NB) * n_block * spec.cols)
-    kb_sizes = _block_sizes(KT, k_block)
-    # reduction indices (of the real K) each k-block covers
-    k_per_tile = spec.rows * group
-    kb_k = np.minimum(kb_sizes * k_per_tile, layer.k - np.arange(KB) * k_block * k_per_tile)
-
-    ti, bi, ki, new_act, new_wgt = _run_grid(order, TT, NB, KB)
-    run_tokens = tok_sizes[ti]
-    run_ntiles = nb_sizes[bi]
-    run_ktiles = kb_sizes[ki]
-    run_cols = col_sizes[bi]
-    fetch_act = np.where(new_act, run_tokens * kb_k[ki] * math.ceil(spec.act_width / 8), 0)
-    fetch_wgt = np.where(new_wgt, run_ntiles * run_ktiles * tile_wgt, 0)
-    last_k = ki == KB - 1
-    writeback = np.where(last_k, run_tokens * run_cols * wb["acc"], 0)
-
-    return {"k_block": k_block, "n_block": n_block, "token_block": token_block, "order": order,
-            "run_tokens": run_tokens, "run_ntiles": run_ntiles, "run_ktiles": run_ktiles,
-            "run_accumulate": ki > 0, "run_cols": run_cols, "fetch_act": fetch_act, "fetch_wgt": fetch_wgt,
-            "writeback": writeback}
+    model: EngineModel
+    layer: GemmLayer
+    group: int
+    TU: int
+    KU: int
+    NT: int
+    tu: int
+    ku: int
+    act: int
+    wgt: int
+    out: int
+    acc: int
+    act_cap: int
+    wgt_cap: int
+    out_cap: int
+    k_block_floor: int
 
 
-def _plan_cost(spec: HardwareSpec, plan: dict) -> float:
+def _geometry(spec: HardwareSpec, layer: GemmLayer, group: int, dataflow: str) -> _Geometry:
+    model = engine_model(dataflow)
+    gr = model.granules(spec)
+    wb = word_bytes(spec, dataflow)
+    half = 2 if spec.double_buffer else 1
+    return _Geometry(
+        model=model, layer=layer, group=group, TU=math.ceil(layer.tokens / gr.tokens),
+        KU=math.ceil(math.ceil(layer.k / group) / gr.groups), NT=math.ceil(layer.n_out / spec.cols),
+        tu=gr.tokens, ku=gr.groups * group, act=gr.act_words * wb["act"], wgt=gr.wgt_words * wb["wgt"],
+        out=gr.out_words * wb["out"], acc=wb["acc"], act_cap=spec.input_buffer_kib * 1024 // half,
+        wgt_cap=spec.weight_buffer_kib * 1024 // half, out_cap=spec.output_buffer_kib * 1024 // half,
+        k_block_floor=max(1, gr.k_block_floor))
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """Blocks, loop order and per-run arrays of a layer for one choice of k-block (``k_block``
+    k units per run, ``kblocks`` k-blocks); ``token_block`` counts tokens."""
+
+    dataflow: str
+    k_block: int
+    kblocks: int
+    n_block: int
+    token_block: int
+    loop_order: str
+    run_tokens: np.ndarray
+    run_ntiles: np.ndarray
+    run_kunits: np.ndarray
+    run_accumulate: np.ndarray
+    run_out_cols: np.ndarray
+    fetch_act: np.ndarray
+    fetch_wgt: np.ndarray
+    writeback: np.ndarray
+
+
+def _plan(spec: HardwareSpec, geo: _Geometry, k_block: int) -> Plan:
+    lay = geo.layer
+    T = lay.tokens
+    KB = math.ceil(geo.KU / k_block)
+    n_block = min(geo.NT, geo.wgt_cap // (k_block * geo.wgt), geo.out_cap // geo.out)
+    t_block = min(geo.TU, geo.act_cap // (k_block * geo.act), geo.out_cap // (n_block * geo.out))
+    token_block = t_block * geo.tu
+    TB = math.ceil(geo.TU / t_block)
+    NB = math.ceil(geo.NT / n_block)
+    act_dram = math.ceil(spec.act_width / 8)                                # compact [T, K] in DRAM
+    order = _loop_order(act_bytes=T * lay.k * act_dram, wgt_bytes=geo.NT * geo.KU * geo.wgt, TT=TB, NB=NB, KB=KB)
+
+    tok_sizes = np.minimum(token_block, T - np.arange(TB) * token_block).astype(np.int64)
+    nb_sizes = _block_sizes(geo.NT, n_block)
+    col_sizes = np.minimum(nb_sizes * spec.cols, lay.n_out - np.arange(NB) * n_block * spec.cols)
+    kb_sizes = _block_sizes(geo.KU, k_block)
+    kb_k = np.minimum(kb_sizes * geo.ku, lay.k - np.arange(KB) * k_block * geo.ku)   # real K of each k-block
+
+    ti, bi, ki, new_act, new_wgt = _run_grid(order, TB, NB, KB)
+    run_tokens, run_ntiles, run_kunits, run_cols = tok_sizes[ti], nb_sizes[bi], kb_sizes[ki], col_sizes[bi]
+    return Plan(
+        dataflow=geo.model.dataflow, k_block=k_block, kblocks=KB, n_block=n_block, token_block=token_block,
+        loop_order=order, run_tokens=run_tokens, run_ntiles=run_ntiles, run_kunits=run_kunits,
+        run_accumulate=ki > 0, run_out_cols=run_cols,
+        fetch_act=np.where(new_act, run_tokens * kb_k[ki] * act_dram, 0),
+        fetch_wgt=np.where(new_wgt, run_ntiles * run_kunits * geo.wgt, 0),
+        writeback=np.where(ki == KB - 1, run_tokens * run_cols * geo.acc, 0))
+
+
+def plan(spec: HardwareSpec, layer: GemmLayer, *, group: int, k_block: int, dataflow: str = WS) -> Plan:
+    """The :class:`Plan` of ``layer`` with ``group`` reduction indices per PE and ``k_block``
+    k units per run on ``dataflow``'s engine (no check that its words fit the buffers)."""
+    return _plan(spec, _geometry(spec, layer, group, dataflow), k_block)
+
+
+def plan_cost(spec: HardwareSpec, p: Plan) -> float:
     """Cycles of a plan if compute and DRAM overlapped perfectly: the larger of the engine
     cycles of its runs (exact) and its DRAM transfer time."""
-    from sparseforge.sim.engine import run_cycles
-
-    shapes, counts = np.unique(np.stack([plan["run_tokens"], plan["run_ntiles"] * plan["run_ktiles"]]),
-                               axis=1, return_counts=True)
-    compute = sum(int(c) * run_cycles(spec, tokens=int(t), tiles=int(j)) for (t, j), c in zip(shapes.T, counts))
-    nbytes = int(plan["fetch_act"].sum() + plan["fetch_wgt"].sum() + plan["writeback"].sum())
-    runs = len(plan["run_tokens"])
-    dram = nbytes / spec.dram_bytes_per_cycle + runs * spec.dram_latency_cycles
+    compute = int(engine_model(p.dataflow).run_cycles(spec, p.run_tokens, p.run_ntiles, p.run_kunits).sum())
+    nbytes = int(p.fetch_act.sum() + p.fetch_wgt.sum() + p.writeback.sum())
+    dram = nbytes / spec.dram_bytes_per_cycle + len(p.run_tokens) * spec.dram_latency_cycles
     return max(compute, dram)
+
+
+def run_compute_cycles(spec: HardwareSpec, mp: LayerMapping) -> np.ndarray:
+    """Engine cycles of each run of a mapped layer (exact, see :mod:`sim.units.engine`)."""
+    return mp.engine.run_cycles(spec, mp.run_tokens, mp.run_ntiles, mp.run_kunits)
+
+
+def layer_cycles(spec: HardwareSpec, mp: LayerMapping) -> int:
+    """Cycles of a mapped layer alone: its runs from empty buffers at cycle 0 to its last
+    write-back (:func:`sim.units.memory.memory_timeline`), what ``sim.simulate.simulate_layer``
+    reports for it."""
+    return memory_timeline(spec, run_compute_cycles(spec, mp), mp.fetch_act_bytes + mp.fetch_wgt_bytes,
+                           mp.writeback_bytes)
+
+
+#: what does not fit when a buffer cannot hold the smallest piece a run needs, per engine:
+#: (buffer key, the piece, a hint)
+_PIECES = {
+    WS: (("wgt", "one weight tile needs", ": raise weight_buffer_kib"),
+         ("act", "one activation word needs", ": raise input_buffer_kib"),
+         ("out", "one token's accumulators need", "")),
+    OS: (("act", "one output-stationary act word needs", ""), ("wgt", "one output-stationary wgt word needs", ""),
+         ("out", "one output-stationary tile's accumulators need", "")),
+}
+_BUFFERS = {"act": "input_buffer_kib", "wgt": "weight_buffer_kib", "out": "output_buffer_kib"}
 
 
 def map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None) -> LayerMapping:
     """Map one layer with the spec's dataflow: weight-stationary (the default),
-    output-stationary (:func:`_map_layer_os`), or ``switchable``: both, keeping the one whose
-    layer runs in fewer cycles alone (:func:`sim.simulate.simulate_layer`; ties keep
-    weight-stationary), or the only one that fits the buffers."""
-    if spec.dataflow == "weight-stationary":
-        return _map_layer_ws(spec, layer, sparsity)
-    if spec.dataflow == "output-stationary":
-        return _map_layer_os(spec, layer, sparsity)
-    from sparseforge.sim.simulate import simulate_layer
-
-    try:
-        ws = _map_layer_ws(spec, layer, sparsity)
-    except MappingError as ws_error:
+    output-stationary, or ``switchable``: both, keeping the one whose layer runs in fewer
+    cycles alone (:func:`layer_cycles`; ties keep weight-stationary), or the only one that
+    fits the buffers."""
+    if spec.dataflow != "switchable":
+        return _map_layer(spec, layer, sparsity, spec.dataflow)
+    fits, errors = [], []
+    for dataflow in (WS, OS):
         try:
-            return _map_layer_os(spec, layer, sparsity)
-        except MappingError:
-            raise ws_error from None
-    try:
-        os_ = _map_layer_os(spec, layer, sparsity)
-    except MappingError:
-        return ws
-    return os_ if simulate_layer(spec, os_).cycles < simulate_layer(spec, ws).cycles else ws
+            fits.append(_map_layer(spec, layer, sparsity, dataflow))
+        except MappingError as e:
+            errors.append(e)
+    if not fits:
+        raise errors[0] from None
+    return min(fits, key=lambda mp: layer_cycles(spec, mp))
 
 
-def _map_layer_ws(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None) -> LayerMapping:
+def _map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None, dataflow: str) -> LayerMapping:
     sparsity = check_sparsity(spec, sparsity) if layer.prunable else None
     if layer.k > spec.max_k:
         raise MappingError(f"layer {layer.name}: K = {layer.k} exceeds max_k = {spec.max_k} "
                            "(the accumulator is sized for max_k products): raise max_k")
     group = group_size(spec, sparsity)
-    mode = "sparse" if group > spec.n else "dense"
-    til = tiling(spec, tokens=layer.tokens, k=layer.k, n_out=layer.n_out, group=group)
-    KT, NT = til.ktiles, til.ntiles
-    wb = word_bytes(spec)
-    half = 2 if spec.double_buffer else 1
-    wgt_cap = spec.weight_buffer_kib * 1024 // half
-    act_cap = spec.input_buffer_kib * 1024 // half
-    out_cap = spec.output_buffer_kib * 1024 // half
-
-    tile_wgt = spec.rows * wb["wgt"]                 # one tile's weight words
-    if tile_wgt > wgt_cap:
-        raise MappingError(f"layer {layer.name}: one weight tile needs {tile_wgt} bytes but weight_buffer_kib = "
-                           f"{spec.weight_buffer_kib} gives {wgt_cap} per buffer: raise weight_buffer_kib")
-    if wb["act"] > act_cap:
-        raise MappingError(f"layer {layer.name}: one activation word needs {wb['act']} bytes but input_buffer_kib = "
-                           f"{spec.input_buffer_kib} gives {act_cap} per buffer: raise input_buffer_kib")
-    if wb["out"] > out_cap:
-        raise MappingError(f"layer {layer.name}: one token's accumulators need {wb['out']} bytes but "
-                           f"output_buffer_kib = {spec.output_buffer_kib} gives {out_cap} per buffer")
-    # k-block: the k-tiles of one run; the whole reduction unless one token's activations or
-    # one column of weight tiles would not fit a buffer. Then the reduction is split (partial
-    # sums stay in the output buffer and later k-blocks accumulate onto them), and the
-    # k-block is a trade-off -- longer blocks leave room for fewer tokens per run -- so the
-    # candidates from the largest down by halves are costed and the cheapest kept.
-    k_max = min(KT, act_cap // wb["act"], wgt_cap // tile_wgt)
-    kw = dict(group=group, KT=KT, NT=NT, wb=wb, tile_wgt=tile_wgt, act_cap=act_cap, wgt_cap=wgt_cap, out_cap=out_cap)
-    plan = _plan(spec, layer, k_block=k_max, **kw)
-    if k_max < KT:
+    geo = _geometry(spec, layer, group, dataflow)
+    for key, piece, hint in _PIECES[dataflow]:
+        need, cap = getattr(geo, key), getattr(geo, f"{key}_cap")
+        if need > cap:
+            buf = _BUFFERS[key]
+            raise MappingError(f"layer {layer.name}: {piece} {need} bytes but {buf} = {getattr(spec, buf)} "
+                               f"gives {cap} per buffer{hint}")
+    k_max = min(geo.KU, geo.act_cap // geo.act, geo.wgt_cap // geo.wgt)
+    runs = _runs(geo, k_max)
+    if runs > MAX_RUNS:
+        raise MappingError(f"layer {layer.name}: {runs} array runs ({layer.tokens} tokens, K = {layer.k}, "
+                           f"{layer.n_out} outputs, x {layer.count}) are more than the {MAX_RUNS} one layer may "
+                           "take: lower the batch or tokens, or raise the buffers")
+    best = _plan(spec, geo, k_max)
+    if k_max < geo.KU:
+        cost = plan_cost(spec, best)
         k = k_max // 2
-        best = _plan_cost(spec, plan)
-        while k >= 1:
-            cand = _plan(spec, layer, k_block=k, **kw)
-            cost = _plan_cost(spec, cand)
-            if cost < best:
-                plan, best = cand, cost
+        while k >= geo.k_block_floor:
+            if _runs(geo, k) <= MAX_RUNS:            # a candidate past the limit is not built
+                cand = _plan(spec, geo, k)
+                c = plan_cost(spec, cand)
+                if c < cost:
+                    best, cost = cand, c
             k //= 2
-    k_block, n_block, token_block, order = plan["k_block"], plan["n_block"], plan["token_block"], plan["order"]
-    run_tokens, run_ntiles, run_ktiles = plan["run_tokens"], plan["run_ntiles"], plan["run_ktiles"]
-    run_cols, fetch_act, fetch_wgt, writeback = plan["run_cols"], plan["fetch_act"], plan["fetch_wgt"], plan["writeback"]
-    accumulate = plan["run_accumulate"]
-
-    reps = layer.count
 
     def rep(a: np.ndarray) -> np.ndarray:
-        return np.tile(a, reps)
+        return np.tile(a, layer.count)
 
+    if dataflow == OS:      # ``ktiles`` counts k-blocks; a run streams ``run_groups`` groups per tile
+        ktiles, run_ktiles, run_groups = best.kblocks, np.ones_like(best.run_kunits), rep(best.run_kunits)
+    else:
+        ktiles, run_ktiles, run_groups = geo.KU, best.run_kunits, None
     return LayerMapping(
-        layer=layer, mode=mode, sparsity=sparsity, group=group, ktiles=KT, ntiles=NT,
-        token_block=int(token_block), n_block=int(n_block), k_block=int(k_block), loop_order=order,
-        run_tokens=rep(run_tokens), run_ntiles=rep(run_ntiles), run_ktiles=rep(run_ktiles),
-        run_accumulate=rep(accumulate), run_out_cols=rep(run_cols),
-        fetch_act_bytes=rep(fetch_act), fetch_wgt_bytes=rep(fetch_wgt), writeback_bytes=rep(writeback),
-    )
-
-
-def _os_word_bytes(spec: HardwareSpec) -> dict[str, int]:
-    from .os_layout import os_word_widths
-
-    bits = os_word_widths(spec)
-    return {"act": math.ceil(bits["act"] / 8), "wgt": math.ceil(bits["wgt"] / 8), "out": math.ceil(bits["out"] / 8),
-            "acc": math.ceil(spec.acc_width / 8)}
-
-
-def _plan_os(spec: HardwareSpec, layer: GemmLayer, *, group: int, G: int, TT: int, NT: int, g_block: int,
-             wb: dict[str, int], act_cap: int, wgt_cap: int, out_cap: int) -> dict:
-    """Blocks, loop order and per-run arrays of an output-stationary mapping with ``g_block``
-    groups per k-block. A run covers ``tt_block`` token tiles (``rows`` tokens each) and
-    ``n_block`` n-tiles (``cols`` outputs each) and streams ``g_block`` groups per tile; its
-    buffers hold ``tt_block * g_block`` activation words, ``n_block * g_block`` weight words
-    and ``tt_block * n_block * cols`` output words. Same DRAM rules as :func:`_plan`."""
-    T, R, C = layer.tokens, spec.rows, spec.cols
-    KB = math.ceil(G / g_block)
-    n_block = min(NT, wgt_cap // (g_block * wb["wgt"]), out_cap // (C * wb["out"]))
-    tt_block = min(TT, act_cap // (g_block * wb["act"]), out_cap // (n_block * C * wb["out"]))
-    token_block = tt_block * R
-    TB = math.ceil(TT / tt_block)
-    NB = math.ceil(NT / n_block)
-    act_bytes_total = T * layer.k * math.ceil(spec.act_width / 8)
-    wgt_bytes_total = NT * G * wb["wgt"]
-    order = _loop_order(act_bytes=act_bytes_total, wgt_bytes=wgt_bytes_total, TT=TB, NB=NB, KB=KB)
-
-    tok_sizes = np.minimum(token_block, T - np.arange(TB) * token_block).astype(np.int64)
-    nb_sizes = _block_sizes(NT, n_block)
-    col_sizes = np.minimum(nb_sizes * C, layer.n_out - np.arange(NB) * n_block * C)
-    kb_sizes = _block_sizes(G, g_block)
-    kb_k = np.minimum(kb_sizes * group, layer.k - np.arange(KB) * g_block * group)
-    ti, bi, ki, new_act, new_wgt = _run_grid(order, TB, NB, KB)
-    run_tokens, run_ntiles, run_groups, run_cols = tok_sizes[ti], nb_sizes[bi], kb_sizes[ki], col_sizes[bi]
-    fetch_act = np.where(new_act, run_tokens * kb_k[ki] * math.ceil(spec.act_width / 8), 0)
-    fetch_wgt = np.where(new_wgt, run_ntiles * run_groups * wb["wgt"], 0)
-    writeback = np.where(ki == KB - 1, run_tokens * run_cols * wb["acc"], 0)
-    return {"k_block": g_block, "KB": KB, "n_block": n_block, "token_block": token_block, "order": order,
-            "run_tokens": run_tokens, "run_ntiles": run_ntiles, "run_groups": run_groups,
-            "run_accumulate": ki > 0, "run_cols": run_cols, "fetch_act": fetch_act, "fetch_wgt": fetch_wgt,
-            "writeback": writeback}
-
-
-def _plan_cost_os(spec: HardwareSpec, plan: dict) -> float:
-    """As :func:`_plan_cost`, with :func:`sim.os_engine.os_run_cycles` runs."""
-    from sparseforge.sim.os_engine import os_run_cycles
-
-    tt = -(-plan["run_tokens"] // spec.rows)
-    shapes, counts = np.unique(np.stack([tt, plan["run_ntiles"], plan["run_groups"]]), axis=1, return_counts=True)
-    compute = sum(int(c) * os_run_cycles(spec, token_tiles=int(a), ntiles=int(b), groups=int(g))
-                  for (a, b, g), c in zip(shapes.T, counts))
-    nbytes = int(plan["fetch_act"].sum() + plan["fetch_wgt"].sum() + plan["writeback"].sum())
-    dram = nbytes / spec.dram_bytes_per_cycle + len(plan["run_tokens"]) * spec.dram_latency_cycles
-    return max(compute, dram)
-
-
-def _map_layer_os(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None) -> LayerMapping:
-    """Output-stationary mapping (``hwgen.os_engine``): tiles of ``rows`` tokens x ``cols``
-    outputs, each streaming all its groups (one per cycle) unless one token tile's or one
-    n-tile's groups do not fit a buffer; then the reduction is split into k-blocks of
-    ``g_block`` groups (later k-blocks accumulate onto the output memory), ``g_block`` chosen
-    from the largest that fits down by halves (not below ``2 * cols - 1``, the tile period
-    floor) by the cost of :func:`_plan_cost_os`."""
-    sparsity = check_sparsity(spec, sparsity) if layer.prunable else None
-    if layer.k > spec.max_k:
-        raise MappingError(f"layer {layer.name}: K = {layer.k} exceeds max_k = {spec.max_k} "
-                           "(the accumulator is sized for max_k products): raise max_k")
-    group = group_size(spec, sparsity)
-    mode = "sparse" if group > spec.n else "dense"
-    R, C, T = spec.rows, spec.cols, layer.tokens
-    G = math.ceil(layer.k / group)
-    TT, NT = math.ceil(T / R), math.ceil(layer.n_out / C)
-    wb = _os_word_bytes(spec)
-    half = 2 if spec.double_buffer else 1
-    caps = {"act_cap": spec.input_buffer_kib * 1024 // half, "wgt_cap": spec.weight_buffer_kib * 1024 // half,
-            "out_cap": spec.output_buffer_kib * 1024 // half}
-    for key, buf in (("act", "input_buffer_kib"), ("wgt", "weight_buffer_kib")):
-        if wb[key] > caps[f"{key}_cap"]:
-            raise MappingError(f"layer {layer.name}: one output-stationary {key} word needs {wb[key]} bytes but "
-                               f"{buf} = {getattr(spec, buf)} gives {caps[f'{key}_cap']} per buffer")
-    if C * wb["out"] > caps["out_cap"]:
-        raise MappingError(f"layer {layer.name}: one output-stationary tile's accumulators need {C * wb['out']} bytes "
-                           f"but output_buffer_kib = {spec.output_buffer_kib} gives {caps['out_cap']} per buffer")
-    g_max = min(G, caps["act_cap"] // wb["act"], caps["wgt_cap"] // wb["wgt"])
-    kw = dict(group=group, G=G, TT=TT, NT=NT, wb=wb, **caps)
-    plan = _plan_os(spec, layer, g_block=g_max, **kw)
-    if g_max < G:
-        best = _plan_cost_os(spec, plan)
-        g = g_max // 2
-        while g >= max(1, 2 * C - 1):
-            cand = _plan_os(spec, layer, g_block=g, **kw)
-            cost = _plan_cost_os(spec, cand)
-            if cost < best:
-                plan, best = cand, cost
-            g //= 2
-    reps = layer.count
-
-    def rep(a: np.ndarray) -> np.ndarray:
-        return np.tile(a, reps)
-
-    nruns = len(plan["run_tokens"])
-    return LayerMapping(
-        layer=layer, mode=mode, sparsity=sparsity, group=group, ktiles=plan["KB"], ntiles=NT,
-        token_block=int(plan["token_block"]), n_block=int(plan["n_block"]), k_block=int(plan["k_block"]),
-        loop_order=plan["order"], run_tokens=rep(plan["run_tokens"]), run_ntiles=rep(plan["run_ntiles"]),
-        run_ktiles=rep(np.ones(nruns, dtype=np.int64)), run_accumulate=rep(plan["run_accumulate"]),
-        run_out_cols=rep(plan["run_cols"]), fetch_act_bytes=rep(plan["fetch_act"]),
-        fetch_wgt_bytes=rep(plan["fetch_wgt"]), writeback_bytes=rep(plan["writeback"]),
-        dataflow="output-stationary", run_groups=rep(plan["run_groups"]),
+        layer=layer, mode="sparse" if group > spec.n else "dense", sparsity=sparsity, group=group, ktiles=ktiles,
+        ntiles=geo.NT, token_block=int(best.token_block), n_block=int(best.n_block), k_block=int(best.k_block),
+        loop_order=best.loop_order, run_tokens=rep(best.run_tokens), run_ntiles=rep(best.run_ntiles),
+        run_ktiles=rep(run_ktiles), run_accumulate=rep(best.run_accumulate), run_out_cols=rep(best.run_out_cols),
+        fetch_act_bytes=rep(best.fetch_act), fetch_wgt_bytes=rep(best.fetch_wgt), writeback_bytes=rep(best.writeback),
+        dataflow=dataflow, run_groups=run_groups,
     )
 
 

@@ -5,7 +5,7 @@ An expert ``W2 GELU(W1 x)`` runs on the same weight-stationary array as every ot
 ``[n, H] x [H -> D]``, in dense mode (the M3ViT weights are dense), mapped by
 :func:`dataflow.mapper.map_layer` (token blocks that fit the array's input and output
 buffers; the weights are read from the expert buffer) and timed run by run by
-:func:`sim.engine.run_cycles` -- the RTL's exact count: the whole queue of the expert when the
+:func:`sim.units.engine.run_cycles` -- the RTL's exact count: the whole queue of the expert when the
 layer runs expert by expert, one token when it runs token by token.
 Expert weights come from an expert buffer, so a run's weights never wait for DRAM; the
 schedules (:mod:`sim.moe`) decide when an expert's weights are loaded.
@@ -43,7 +43,7 @@ from sparseforge.spec import HardwareSpec
 
 from sparseforge.models.network import GemmLayer
 
-from .mapper import MappingError, map_layer, word_bytes
+from .mapper import MappingError, map_layer, run_compute_cycles, word_bytes
 
 __all__ = ["SCHEDULES", "ExpertMapping", "map_experts", "queue_entry_bits", "onchip_bytes", "array_buffer_bytes",
            "quantize_gates"]
@@ -96,10 +96,8 @@ def _expert_spec(spec: HardwareSpec) -> HardwareSpec:
 @lru_cache(maxsize=8192)
 def _expert_cycles(spec: HardwareSpec, cfg: MoeVitConfig, tokens: int) -> int:
     """Engine cycles of the expert's two GEMMs over ``tokens`` tokens, mapped by
-    :func:`dataflow.mapper.map_layer` and timed run by run by :func:`sim.engine.run_cycles`
+    :func:`dataflow.mapper.map_layer` and timed run by run by :func:`sim.units.engine.run_cycles`
     (exactly the compute cycles :func:`sim.simulate.simulate_layer` reports)."""
-    from sparseforge.sim.simulate import run_compute_cycles
-
     es = _expert_spec(spec)
     total = 0
     for name, k, n_out in (("expert.fc1", cfg.embed, cfg.expert_hidden), ("expert.fc2", cfg.expert_hidden, cfg.embed)):

@@ -1,7 +1,29 @@
-"""Emit a design's Verilog and manifest into ``<out_root>/<design>/``.
+"""Emit a design's Verilog and manifest into ``<out_root>/<name>/``.
 
-Everything is written into a temporary folder beside the target and moved into place at
-the end, so a failure never leaves a half-written design behind.
+Rules of a design folder (see :mod:`sparseforge.hwgen.outdir` for the mechanics):
+
+* **One design per folder.** The folder records what it holds in ``manifest.json``: the
+  design kind, the spec digest (:attr:`HardwareSpec.digest`) and the generation parameters.
+  Generating into a folder that holds another design (another digest, kind or parameters)
+  is refused with one line naming both, unless ``replace=True`` (the CLI's ``--replace``);
+  ``name=`` (``--name``) picks another folder. A regular file or a link at the folder's
+  place, or a folder without a readable manifest (not written by ``generate``), is never
+  replaced or moved aside, not even with ``replace=True``: refused. A design folder holding
+  files that ``generate``/``synth`` did not write is refused too, unless ``replace=True``.
+* **Synthesis results follow the Verilog.** The manifest records ``rtl_sha256``, a hash of the
+  emitted files (:func:`sparseforge.hwgen.outdir.rtl_sha256`). Regenerating a folder keeps its
+  ``synth.json`` and ``synth/`` only when they were made from the same spec digest and from
+  Verilog with the same hash; otherwise they describe other RTL and are dropped.
+* **One step.** The new folder is written completely under a hidden temporary name beside the
+  target and then swapped in atomically; an interrupted run (Ctrl-C, SIGKILL) leaves the
+  previous design in place, complete. Concurrent runs on one folder take turns (a lock beside
+  it); hidden leftovers of killed runs are removed by the next run.
+* **Cost first.** Before any elaboration, :func:`estimate_cost` counts what the design needs
+  (multipliers, delay-register bits, memory words and bits, SORE cells) and anything over
+  :data:`COST_LIMITS` is refused with one line naming the count and the limit.
+
+Errors a user can cause raise :class:`EmitError` (an :class:`~sparseforge.errors.InputError`)
+with a one-line message.
 """
 
 from __future__ import annotations
@@ -10,19 +32,27 @@ import importlib
 import json
 import os
 import re
-import shutil
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from amaranth import Shape
-from amaranth.back import verilog
-from amaranth.lib import wiring
 
 from sparseforge.errors import InputError
 from sparseforge.spec import HardwareSpec
 
-__all__ = ["DESIGNS", "build_component", "emit_design", "design_dir", "EmitError"]
+from . import outdir
+
+__all__ = [
+    "COST_LIMITS",
+    "DESIGNS",
+    "LOCK_TIMEOUT_S",
+    "EmitError",
+    "build_component",
+    "check_cost",
+    "default_name",
+    "design_dir",
+    "emit_design",
+    "estimate_cost",
+]
 
 #: design name -> "module:function" building its Amaranth component from (spec, **params);
 #: imported only when that design is generated
@@ -39,32 +69,215 @@ DESIGNS: dict[str, str] = {
 }
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 
+#: Largest design :func:`emit_design` elaborates, per cost term of :func:`estimate_cost`.
+#: Elaboration (Amaranth -> RTLIL -> Verilog) takes time and memory in proportion to these
+#: counts. Measured on this project's machine (Python 3.11, Amaranth 0.5.10, one core): about
+#: 30 ms and 0.2 MB per PE multiplier, and about 120 bytes of RAM per memory bit (Amaranth's
+#: RTLIL backend builds one net object per bit of a memory's initial value, even for
+#: ``init=[]``; a 4x4 engine with an 8 Mibit input buffer peaked at 1.1 GB). Each limit is a
+#: multiple of what the largest built-in preset needs (see :data:`_LIMIT_WHY`), so every
+#: preset generates every design; ``tests/test_emit_safety.py`` checks that.
+COST_LIMITS: dict[str, int] = {
+    "multipliers": 8192,              # PE multipliers: rows x cols x n
+    "delay_register_bits": 1 << 22,   # skew/deskew register bits of the arrays (rows^2, cols^2)
+    "memory_words": 1 << 18,          # words of all memories: engine buffers, MoE queues, hash table
+    "memory_bits": 1 << 26,           # bits of those memories (64 Mibit)
+    "sore_cells": 1 << 14,            # lanes x n x m of the SORE mask generator
+}
+_LIMIT_WHY: dict[str, str] = {
+    "multipliers": "4x the 2048 of the largest presets, sf-32x32 and sat-vcu1525",
+    "delay_register_bits": "38x the 110112 of the largest preset, sat-vcu1525's os_engine",
+    "memory_words": "9.5x the 27602 of the largest preset, sat-vcu1525's engine",
+    "memory_bits": "4/3 of the 48 Mibit of the largest preset, sat-vcu1525's engine; elaboration takes "
+                   "about 120 bytes of RAM per memory bit",
+    "sore_cells": "32x the 512 of the largest presets",
+}
+
+#: Seconds a run waits for another run writing the same design folder before it refuses.
+LOCK_TIMEOUT_S: float = 120.0
+
+_SYNTH_ENTRIES = ("synth.json", "synth")
+
 
 class EmitError(InputError):
-    """Bad design name or output location (a user error: one clear line)."""
+    """Bad design name, parameters, size or output location (a user error: one clear line)."""
 
 
-def build_component(spec: HardwareSpec, design: str, **params: Any) -> wiring.Component:
-    """The Amaranth component of ``design`` for ``spec`` (see :data:`DESIGNS`)."""
-    if design not in DESIGNS:
-        raise EmitError(f"design = {design!r} is not allowed: choose one of {', '.join(DESIGNS)}")
-    module, func = DESIGNS[design].split(":")
-    return getattr(importlib.import_module(module), func)(spec, **params)
+# ----------------------------------------------------------------------------- names
+def default_name(spec: HardwareSpec, design: str) -> str:
+    """The default folder name ``<spec name>-<design>``; characters a folder name may not
+    hold become ``_`` (and a name not starting with a letter gets a ``d`` in front)."""
+    stem = re.sub(r"[^A-Za-z0-9_\-]", "_", spec.name) or "design"
+    if not stem[0].isalpha():
+        stem = "d" + stem
+    return f"{stem[:63 - len(design)]}-{design}"
 
 
-def design_dir(out_root: Path, name: str) -> Path:
-    """The folder for design ``name`` under ``out_root``; refuses names that would escape it."""
-    if not _NAME.match(name):
+def design_dir(out_root: Path | str, name: str) -> Path:
+    """The folder for design ``name`` under ``out_root``; refuses names that would escape it
+    and a link at that place."""
+    if not isinstance(name, str) or not _NAME.match(name):
         raise EmitError(f"design name {name!r} is not allowed: use letters, digits, '_' and '-', "
                         "starting with a letter (at most 64 characters)")
     root = Path(out_root).resolve()
+    if (root / name).is_symlink():
+        raise EmitError(f"{root / name} is a link: it is not replaced; remove it or choose another --name")
     target = (root / name).resolve()
     if target.parent != root:
         raise EmitError(f"output path {target} is outside the output folder {root}")
     return target
 
 
-def _ports(component: wiring.Component) -> list[dict[str, Any]]:
+# ----------------------------------------------------------------------------- cost
+def _tri(k: int) -> int:
+    """Registers of a skew of ``k`` lanes (lane i delayed by i): 0 + 1 + ... + (k - 1)."""
+    return k * (k - 1) // 2
+
+
+def _bits(n: int) -> int:
+    return max(1, (n - 1).bit_length())
+
+
+def _int_param(design: str, params: dict[str, Any], key: str, default: int, low: int = 1) -> int:
+    v = params.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, int) or v < low:
+        raise EmitError(f"design {design!r}: parameter {key} = {v!r} is not allowed: must be an integer >= {low}")
+    return v
+
+
+def _array_cost(s: HardwareSpec, os_array: bool) -> dict[str, tuple[int, str]]:
+    gw = s.m * s.act_width
+    if os_array:
+        skew = (_tri(s.rows) * (gw + 2) + _tri(s.cols) * s.n * (s.weight_width + s.idx_width)
+                + _tri(s.rows) * s.acc_width)
+        how = f"row skew, column skew and row deskew of a {s.rows}x{s.cols} output-stationary array"
+    else:
+        skew = _tri(s.rows) * (gw + 1) + _tri(s.cols) * s.acc_width
+        how = f"input skew and output deskew of a {s.rows}x{s.cols} array"
+    return {
+        "multipliers": (s.multipliers, f"rows x cols x n = {s.rows} x {s.cols} x {s.n}"),
+        "delay_register_bits": (skew, how),
+    }
+
+
+def _engine_cost(s: HardwareSpec, design: str, params: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    allowed = ("act_depth", "wgt_depth", "out_depth")
+    _only(design, params, allowed)
+    # the depths and word widths the engine modules themselves build with
+    if design == "engine":
+        from sparseforge.hwgen import engine as mod
+
+        depths_of, widths_of = mod.engine_depths, mod.word_widths
+    else:
+        from sparseforge.hwgen import os_engine as mod
+
+        depths_of, widths_of = mod.os_engine_depths, mod.os_word_widths
+    depths = depths_of(s)
+    depths = {k: _int_param(design, params, k, depths[k]) for k in allowed}
+    widths = widths_of(s)
+    words = sum(depths.values())
+    bits = sum(depths[f"{k}_depth"] * widths[k] for k in ("act", "wgt", "out"))
+    mem = " + ".join(f"{depths[f'{k}_depth']} x {widths[k]}" for k in ("act", "wgt", "out"))
+    return {
+        **_array_cost(s, design == "os_engine"),
+        "memory_words": (words, f"act + wgt + out buffer words = {' + '.join(str(d) for d in depths.values())}"),
+        "memory_bits": (bits, f"act, wgt, out buffers: {mem} bits (from *_buffer_kib)"),
+    }
+
+
+def _only(design: str, params: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in params:
+        if key not in allowed:
+            raise EmitError(f"design {design!r} has no parameter {key!r}: allowed are "
+                            + (", ".join(allowed) if allowed else "none"))
+
+
+def _moe_cost(s: HardwareSpec, design: str, params: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    _only(design, params, ("experts",) if design == "moe_scheduler" else ("experts", "top_k"))
+    experts = _int_param(design, params, "experts", 16)
+    if design == "moe_scheduler":  # counters and addresses only: no queue memory
+        return {}
+    depth = s.moe.queue_depth
+    words = experts * depth
+    return {
+        "memory_words": (words, f"{experts} expert queues x moe.queue_depth {depth}"),
+        "memory_bits": (words * (_bits(depth) + s.moe.gate_width),
+                        f"{words} queue entries x (token id {_bits(depth)} + moe.gate_width {s.moe.gate_width}) bits"),
+    }
+
+
+def _hashmerge_cost(s: HardwareSpec, design: str, params: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    _only(design, params, ("table_entries", "key_width", "value_width", "hash_multiplier", "hash_bits"))
+    t = _int_param(design, params, "table_entries", s.spgemm.table_entries, 2)
+    kw = _int_param(design, params, "key_width", s.spgemm.key_width)
+    vw = _int_param(design, params, "value_width", s.spgemm.value_width)
+    return {
+        "memory_words": (2 * t - 1, f"hash table {t} + touched list {t - 1} (spgemm.table_entries {t})"),
+        "memory_bits": (t * (kw + vw + 1) + (t - 1) * _bits(t),
+                        f"{t} table entries x {kw + vw + 1} bits + touched list"),
+    }
+
+
+def _sore_cost(s: HardwareSpec, design: str, params: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    _only(design, params, ("lanes",))
+    lanes = _int_param(design, params, "lanes", s.train.sore_lanes)
+    return {"sore_cells": (lanes * s.n * s.m, f"lanes x n x m = {lanes} x {s.n} x {s.m}")}
+
+
+_COST: dict[str, Callable[[HardwareSpec, str, dict[str, Any]], dict[str, tuple[int, str]]]] = {
+    "array": lambda s, d, p: (_only(d, p, ()), _array_cost(s, False))[1],
+    "pe": lambda s, d, p: (_only(d, p, ()), {"multipliers": (s.n, f"n = {s.n}")})[1],
+    "engine": _engine_cost,
+    "os_engine": _engine_cost,
+    "moe_router": _moe_cost,
+    "moe_reorder": _moe_cost,
+    "moe_scheduler": _moe_cost,
+    "hashmerge": _hashmerge_cost,
+    "sore": _sore_cost,
+}
+
+
+def estimate_cost(spec: HardwareSpec, design: str, **params: Any) -> dict[str, tuple[int, str]]:
+    """What generating ``design`` for ``spec`` takes, before anything is built: cost term ->
+    (count, how it was counted). Terms are those of :data:`COST_LIMITS`; a design without an
+    estimator (one registered in :data:`DESIGNS` by a test) gives ``{}``. Unknown or bad
+    parameters raise :class:`EmitError`."""
+    if design not in DESIGNS:
+        raise EmitError(f"design = {design!r} is not allowed: choose one of {', '.join(DESIGNS)}")
+    fn = _COST.get(design)
+    return fn(spec, design, dict(params)) if fn else {}
+
+
+def check_cost(spec: HardwareSpec, design: str, **params: Any) -> dict[str, tuple[int, str]]:
+    """:func:`estimate_cost`, refusing with one line when a term exceeds :data:`COST_LIMITS`."""
+    cost = estimate_cost(spec, design, **params)
+    for term, (count, how) in cost.items():
+        limit = COST_LIMITS[term]
+        if count > limit:
+            raise EmitError(f"design {design!r} for spec {spec.name} [{spec.digest}] is too large to generate: "
+                            f"{term.replace('_', ' ')} = {count} ({how}) exceeds the limit {limit} "
+                            f"({_LIMIT_WHY[term]})")
+    return cost
+
+
+# ----------------------------------------------------------------------------- build
+def build_component(spec: HardwareSpec, design: str, **params: Any):
+    """The Amaranth component of ``design`` for ``spec`` (see :data:`DESIGNS`)."""
+    if design not in DESIGNS:
+        raise EmitError(f"design = {design!r} is not allowed: choose one of {', '.join(DESIGNS)}")
+    module, func = DESIGNS[design].split(":")
+    try:
+        return getattr(importlib.import_module(module), func)(spec, **params)
+    except ValueError as exc:  # the builders validate their parameters with ValueError
+        if isinstance(exc, InputError):
+            raise
+        raise EmitError(f"design {design!r}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+
+
+def _ports(component) -> list[dict[str, Any]]:
+    from amaranth import Shape
+    from amaranth.lib import wiring
+
     return [
         {
             "name": name,
@@ -83,21 +296,87 @@ def _instantiation(top: str, ports: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj))
+
+
+# ----------------------------------------------------------------------------- existing folder
+def _existing(target: Path, spec: HardwareSpec, design: str, replace: bool,
+              params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The manifest of the design now at ``target`` (None when there is none). Refuses what
+    must not be replaced; ``params``: the new design's parameters (None: not known yet)."""
+    if not os.path.lexists(target):
+        return None
+    if target.is_symlink() or not target.is_dir():
+        what = "a link" if target.is_symlink() else "not a folder"
+        raise EmitError(f"{target} is {what} (not a design folder): it is not replaced; "
+                        "remove it or choose another --name")
+    manifest = outdir.read_json(target / "manifest.json")
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("digest"), str) or "kind" not in manifest:
+        raise EmitError(f"{target} exists and is not a design folder written by `sparseforge generate` "
+                        "(no readable manifest.json): it is not replaced; remove it or choose another --name")
+    if replace:
+        return manifest
+    old_digest, old_kind = manifest.get("digest"), manifest.get("kind")
+    if old_kind != design or old_digest != spec.digest:
+        raise EmitError(f"{target} holds design {old_kind!r} of spec digest {old_digest}, not design {design!r} "
+                        f"of spec {spec.name} [{spec.digest}]: choose another --name, or --replace to replace it")
+    if params is not None and manifest.get("params") != params:
+        raise EmitError(f"{target} holds design {design!r} of spec digest {spec.digest} with parameters "
+                        f"{json.dumps(manifest.get('params'), sort_keys=True)}, not "
+                        f"{json.dumps(params, sort_keys=True)}: choose another --name, or --replace to replace it")
+    files = manifest.get("files")
+    ours = {"manifest.json", *_SYNTH_ENTRIES}
+    if isinstance(files, list):
+        ours |= {f.split("/")[0] for f in files if isinstance(f, str)}
+    foreign = sorted(set(os.listdir(target)) - ours)
+    if foreign:
+        raise EmitError(f"{target} holds {foreign[0]!r}, which `sparseforge generate` did not write: "
+                        "move it out of the design folder, or --replace to replace the folder")
+    return manifest
+
+
+def _keep_synth(target: Path, new_rtl: str, spec: HardwareSpec, top: str) -> bool:
+    """True when ``target``'s synthesis results describe the Verilog about to be written."""
+    res = outdir.read_json(target / "synth.json")
+    return (isinstance(res, dict) and res.get("rtl_sha256") == new_rtl and res.get("digest") == spec.digest
+            and res.get("top") == top)
+
+
+# ----------------------------------------------------------------------------- emit
 def emit_design(spec: HardwareSpec, *, design: str = "engine", out_root: Path | str = "rtl_out",
-                name: str | None = None, **params: Any) -> Path:
-    """Generate ``design`` for ``spec`` and write ``<out_root>/<name>/{<top>.v, manifest.json}``.
-    Returns the design folder."""
-    name = f"{spec.name}-{design}" if name is None else name
-    target = design_dir(Path(out_root), name)
+                name: str | None = None, replace: bool = False, lock_timeout_s: float = LOCK_TIMEOUT_S,
+                **params: Any) -> Path:
+    """Generate ``design`` for ``spec`` and write ``<out_root>/<name>/{<top>.v, manifest.json}``
+    (``name`` defaults to :func:`default_name`). Returns the design folder.
+
+    See the module docstring for the rules: a folder holding another design is refused unless
+    ``replace``; synthesis results are kept only for identical Verilog; the folder is
+    replaced in one step under a lock (waiting up to ``lock_timeout_s``); designs over
+    :data:`COST_LIMITS` are refused before elaboration. Raises :class:`EmitError`."""
+    if not isinstance(spec, HardwareSpec):
+        raise TypeError(f"spec must be a HardwareSpec, not {spec!r}")
+    if design not in DESIGNS:
+        raise EmitError(f"design = {design!r} is not allowed: choose one of {', '.join(DESIGNS)}")
+    name = default_name(spec, design) if name is None else name
+    target = design_dir(out_root, name)
+    check_cost(spec, design, **params)
+    _existing(target, spec, design, replace, None)  # fail fast, before the elaboration
+
+    from amaranth.back import verilog
+
     component = build_component(spec, design, **params)
     top = f"sf_{design}"
-    text = verilog.convert(component, name=top, emit_src=False)
+    files = {f"{top}.v": verilog.convert(component, name=top, emit_src=False).encode()}
+    rtl = outdir.rtl_sha256(files.items())
     ports = _ports(component)
+    new_params = _jsonable(getattr(component, "params", {}))
     manifest = {
         "design": name,
         "kind": design,
         "top": top,
-        "files": [f"{top}.v"],
+        "files": list(files),
+        "rtl_sha256": rtl,
         "clock": "clk (rising edge)",
         "reset": "rst (synchronous, active high)",
         "ports": ports,
@@ -105,24 +384,38 @@ def emit_design(spec: HardwareSpec, *, design: str = "engine", out_root: Path | 
         "notes": "All ports are unsigned in Verilog; data fields are two's complement and "
                  "packed little-endian (field 0 in the least significant bits).",
         **spec.record(),
+        "params": new_params,
     }
-    manifest["params"] = getattr(component, "params", {})
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
-    os.chmod(tmp, 0o755)
     try:
-        (tmp / f"{top}.v").write_text(text)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if target.exists():
-            old = target.with_name(f".{name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return _write(target, files, manifest, spec, design, replace, lock_timeout_s)
+    except OSError as exc:
+        where = exc.filename or target
+        raise EmitError(f"cannot write design folder {target}: {where}: {exc.strerror or exc}") from None
+
+
+def _write(target: Path, files: dict[str, bytes], manifest: dict[str, Any], spec: HardwareSpec, design: str,
+           replace: bool, lock_timeout_s: float) -> Path:
+    if os.path.lexists(target.parent) and not target.parent.is_dir():
+        raise EmitError(f"output folder {target.parent} is not a folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    leftovers: list[Path] = []
+    try:
+        with outdir.lock_folder(target, timeout_s=lock_timeout_s, error=EmitError):
+            outdir._stage("locked")
+            outdir.clean_stale(target)
+            _existing(target, spec, design, replace, manifest["params"])
+            tmp = outdir.make_temp_dir(target, "tmp")
+            leftovers.append(tmp)
+            for fname, data in files.items():
+                (tmp / fname).write_bytes(data)
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+            if target.is_dir() and _keep_synth(target, manifest["rtl_sha256"], spec, manifest["top"]):
+                for entry in _SYNTH_ENTRIES:
+                    if (target / entry).exists():
+                        outdir.link_tree(target / entry, tmp / entry)
+            outdir._stage("built")
+            outdir.swap_in(tmp, target, leftovers)
+    finally:
+        for path in leftovers:  # the new folder if it never went in, else the old design
+            outdir.remove_tree(path)
     return target

@@ -25,7 +25,7 @@ cycle after ``start``)::
     L_j = max(L_{j-1} + rows, S_{j-1} + cols)
     S_j = max(L_j + 1, S_{j-1} + T)
 
-The simulator (:mod:`sim.engine`) evaluates exactly this recurrence; tests check it against
+The cycle model (:mod:`sim.units.engine`) evaluates exactly this recurrence; tests check it against
 the cycles measured on the generated Verilog.
 
 The output accumulator reads the old partial sum one cycle before the array's result for the
@@ -43,7 +43,7 @@ from amaranth.lib.wiring import In, Out
 
 from sparseforge.spec import HardwareSpec
 
-from sparseforge.dataflow.layout import word_widths
+from sparseforge.sim.units.engine import word_widths
 
 from .array import SparseArray
 

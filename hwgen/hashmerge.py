@@ -5,7 +5,7 @@ The unit takes a stream of ``(column, value)`` partial products of one row of ``
 ``table_entries`` slots keyed by column (multiplicative hash, linear probing), and then
 drains the row's entries as a stream, clearing the table for the next row.
 
-Mechanism (cycle by cycle; :func:`sim.spgemm.unit_row_cycles` counts exactly this):
+Mechanism (cycle by cycle; :func:`sim.units.hashmerge.unit_row_cycles` counts exactly this):
 
 - **accept**: a product is accepted (``in_valid & in_ready``) and its home slot
   ``hash(col)`` is presented to the table's read port (synchronous, transparent to the

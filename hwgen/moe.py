@@ -22,7 +22,7 @@
     queues for the next layer.
 
 All decisions are registered: a condition visible in cycle ``c`` acts in cycle ``c + 1``. This
-gives the timing recurrence of :func:`sim.moe.reorder_timeline`; ``tests/test_moe_rtl.py``
+gives the timing recurrence of :func:`sim.units.moe.reorder_timeline`; ``tests/test_moe_rtl.py``
 checks it cycle for cycle. Comb logic is plain expressions (``word_select``, ``bit_select``,
 the lowest-set-bit trick), not ``Array`` muxes, which Icarus evaluates late (see docs).
 """

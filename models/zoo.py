@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from .network import GemmLayer, Network
 
-__all__ = ["minilm_network", "resnet50_network", "get_network", "NETWORKS"]
+__all__ = ["minilm_network", "resnet50_network", "get_network", "NETWORKS", "MAX_BATCH", "MAX_IMAGE"]
 
 # all-MiniLM-L6-v2 hyper-parameters (its config.json)
 MINILM_LAYERS = 6
@@ -30,6 +30,12 @@ MINILM_HEADS = 12
 MINILM_HEAD_DIM = MINILM_HIDDEN // MINILM_HEADS
 MINILM_FFN = 1536
 MINILM_MAX_POSITIONS = 512
+
+#: largest batch of a built-in network: 64 times the usual training batches (up to 1024) and far
+#: beyond inference batches; the mapper refuses a layer that needs more than MAX_RUNS array runs
+MAX_BATCH = 1 << 16
+#: largest image side of the CNNs (4096 x 4096 pixels; ImageNet models run at 224)
+MAX_IMAGE = 4096
 
 
 def _check_size(func: str, field: str, value: object, *, low: int = 1, high: int | None = None) -> int:
@@ -96,12 +102,12 @@ def resnet50_network(*, batch: int = 1, image: int = 224) -> Network:
     "4.1 GMACs" of ResNet-50).
 
     Raises:
-        ValueError: ``batch`` or ``image`` is not a positive integer. (Any positive
-            ``image`` gives valid shapes: with padding every feature map keeps at least
-            one pixel.)
+        ValueError: ``batch`` is not an integer in 1..MAX_BATCH or ``image`` not in
+            1..MAX_IMAGE. (Any positive ``image`` gives valid shapes: with padding every
+            feature map keeps at least one pixel.)
     """
-    b = _check_size("resnet50_network", "batch", batch)
-    size = _check_size("resnet50_network", "image", image)
+    b = _check_size("resnet50_network", "batch", batch, high=MAX_BATCH)
+    size = _check_size("resnet50_network", "image", image, high=MAX_IMAGE)
     layers: list[GemmLayer] = []
 
     def conv(name: str, group: str, c_in: int, c_out: int, kernel: int, stride: int, h_in: int) -> int:

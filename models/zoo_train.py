@@ -49,7 +49,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .network import GemmLayer, Network
-from .zoo import resnet50_network
+from .zoo import MAX_BATCH, MAX_IMAGE, resnet50_network
 
 __all__ = [
     "resnet18_network", "vgg16_network", "mobilenetv2_network", "vit_s16_network", "bert_base_network",
@@ -93,8 +93,8 @@ class _Builder:
 def resnet18_network(*, batch: int = 1, image: int = 224) -> Network:
     """torchvision ResNet-18 on ``batch`` RGB images of side ``image`` (1,814,073,344 MACs
     at batch 1, 224: the "1.82 GMACs" usually quoted). Names follow torchvision."""
-    b = _check("resnet18_network", "batch", batch)
-    size = _check("resnet18_network", "image", image)
+    b = _check("resnet18_network", "batch", batch, high=MAX_BATCH)
+    size = _check("resnet18_network", "image", image, high=MAX_IMAGE)
     nb = _Builder(b)
     h = nb.conv("conv1", "stem", 3, 64, 7, 2, size)
     h = _out(h, 3, 2, 1)  # maxpool
@@ -117,8 +117,8 @@ def vgg16_network(*, batch: int = 1, image: int = 224) -> Network:
     """torchvision VGG-16 (configuration D, no batch norm) on ``batch`` images of side
     ``image`` (15,470,264,320 MACs at batch 1, 224). The adaptive 7x7 average pool makes
     the classifier input 512*7*7 = 25088 whatever ``image`` is."""
-    b = _check("vgg16_network", "batch", batch)
-    size = _check("vgg16_network", "image", image)
+    b = _check("vgg16_network", "batch", batch, high=MAX_BATCH)
+    size = _check("vgg16_network", "image", image, high=MAX_IMAGE)
     if size < 32:
         raise ValueError(f"vgg16_network: image = {image} is not allowed: must be >= 32 (five 2x2 pools)")
     nb = _Builder(b)
@@ -142,8 +142,8 @@ def mobilenetv2_network(*, batch: int = 1, image: int = 224) -> Network:
     """torchvision MobileNetV2 (width 1.0) on ``batch`` images of side ``image``
     (300,774,272 MACs at batch 1, 224, 6.9% of them in depthwise convs). Depthwise convs
     are entries with ``count = channels``, ``k = 9``, ``n_out = 1``, not prunable."""
-    b = _check("mobilenetv2_network", "batch", batch)
-    size = _check("mobilenetv2_network", "image", image)
+    b = _check("mobilenetv2_network", "batch", batch, high=MAX_BATCH)
+    size = _check("mobilenetv2_network", "image", image, high=MAX_IMAGE)
     nb = _Builder(b)
     h = nb.conv("features.0", "stem", 3, 32, 3, 2, size)
     c_in, idx = 32, 1
@@ -190,7 +190,7 @@ def vit_s16_network(*, batch: int = 1) -> Network:
     3*16*16 = 768 -> 384 over 196 patches), 12 blocks (``blocks.{i}.attn.qkv`` fused
     384 -> 1152, scores/context with 6 heads of 64, ``attn.o``, ``ffn.up`` 384 -> 1536,
     ``ffn.down``) and the head on the cls token (384 -> 1000): 4,598,882,304 MACs at batch 1."""
-    b = _check("vit_s16_network", "batch", batch)
+    b = _check("vit_s16_network", "batch", batch, high=MAX_BATCH)
     nb = _Builder(b)
     nb.conv("patch_embed", "embed", 3, 384, 16, 16, 224, padding=0)
     _encoder(nb, prefix="blocks.", layers=12, seq=197, hidden=384, heads=6, ffn=1536, fused_qkv=True)
@@ -202,7 +202,7 @@ def bert_base_network(*, batch: int = 1, seq: int = 128) -> Network:
     """BERT-base encoder (12 layers, hidden 768, 12 heads of 64, FFN 3072) on ``batch``
     sequences of ``seq`` tokens: 11,173,625,856 MACs at batch 1, seq 128 (10.87 G in the
     linear layers, 0.30 G in attention products)."""
-    b = _check("bert_base_network", "batch", batch)
+    b = _check("bert_base_network", "batch", batch, high=MAX_BATCH)
     s = _check("bert_base_network", "seq", seq, high=512)
     nb = _Builder(b)
     _encoder(nb, prefix="layer", layers=12, seq=s, hidden=768, heads=12, ffn=3072)
@@ -213,7 +213,7 @@ def minilm_train_network(*, batch: int = 1, seq: int = 128) -> Network:
     """all-MiniLM-L6-v2's encoder (6 layers, hidden 384, 12 heads of 32, FFN 1536) on
     ``batch`` sequences of ``seq`` tokens; at ``batch = 1`` it has the layers (names,
     shapes, MACs) of :func:`models.zoo.minilm_network` ``(tokens=seq)``."""
-    b = _check("minilm_train_network", "batch", batch)
+    b = _check("minilm_train_network", "batch", batch, high=MAX_BATCH)
     s = _check("minilm_train_network", "seq", seq, high=512)
     nb = _Builder(b)
     _encoder(nb, prefix="layer", layers=6, seq=s, hidden=384, heads=12, ffn=1536)

@@ -13,7 +13,8 @@ Four dataflows (see docs/spgemm.md for the rules and what is assumed):
   by ``spgemm.smash``: ``v1`` key and value words (probe reads, CAS on the key of a new
   entry, fetch-add on the value), ``v2`` one tokenised key+value word (one atomic per
   product), ``v3`` v2 with the table fragmented into ``banks`` banks, ``unit`` the RTL
-  hash-merge unit of :mod:`hwgen.hashmerge` (one slot examined per cycle).
+  hash-merge unit of :mod:`hwgen.hashmerge` (one slot examined per cycle, timed by
+  :func:`sim.units.hashmerge.unit_row_cycles`).
 
 Each PE issues one operation per cycle, in order. A scratchpad read's result is needed
 before the next operation (``scratchpad_cycles`` later); a read occupies its bank for one
@@ -43,9 +44,10 @@ from sparseforge.dataflow.spgemm import (
 from sparseforge.spec import HardwareSpec
 from sparseforge.spec import SMASH_VERSIONS
 
+from .units.hashmerge import unit_row_cycles
+
 __all__ = [
-    "SpgemmResult", "simulate_spgemm", "compare_dataflows", "ALL_VARIANTS", "unit_row_cycles",
-    "unit_row_stalls", "smash_row_timing", "RowTiming",
+    "SpgemmResult", "simulate_spgemm", "compare_dataflows", "ALL_VARIANTS", "smash_row_timing", "RowTiming",
 ]
 
 #: (dataflow, variant) of ``--dataflow all``
@@ -115,27 +117,6 @@ class RowTiming:
     atomics: np.ndarray
     atomic_conflicts: np.ndarray
     bank_conflicts: np.ndarray
-
-
-def unit_row_cycles(prod: Products, pl: Placement) -> np.ndarray:
-    """Cycles of the RTL hash-merge unit per row (0 for a row without products), with its
-    input and outputs never stalled by the outside: 1 cycle to accept the first product and
-    read its home slot, one cycle per slot examined (the next product is accepted in the
-    cycle its predecessor resolves), and ``inserted + 2`` cycles to drain the touched-slot
-    list through the two-stage read pipeline. See docs/spgemm.md."""
-    per_row_probes = np.bincount(prod.row, weights=pl.probes, minlength=prod.shape[0]).astype(np.int64)
-    busy = prod.per_row > 0
-    return np.where(busy, 3 + per_row_probes + pl.inserted, 0)
-
-
-def unit_row_stalls(prod: Products, pl: Placement) -> np.ndarray:
-    """Cycles per row in which the unit holds ``in_ready`` low while the row still has
-    products to send: every extra probe of every product but the row's last."""
-    extra = pl.probes - 1
-    last = prod.row_ptr[1:][prod.per_row > 0] - 1
-    stalls = np.bincount(prod.row, weights=extra, minlength=prod.shape[0]).astype(np.int64)
-    stalls[prod.row[last]] -= extra[last]
-    return stalls
 
 
 def smash_row_timing(prod: Products, pl: Placement, spec: HardwareSpec, *, version: str) -> RowTiming:
@@ -241,6 +222,26 @@ def _bank_recursion(op_row, kind, slot, bank, row_ops, n_rows, *, banks, sc, ac)
 
 
 # ---------------------------------------------------------------- the simulator
+#: most (row of A x bank) states the SMASH V3 bank recursion keeps (two int64 each: 1 GiB)
+MAX_BANK_STATES = 1 << 26
+
+
+def _check_request(a: sp.csr_matrix, b: sp.csr_matrix, spec: HardwareSpec, *, variant: str, counted: bool) -> None:
+    """Refuse, before any array is built, a product with more partial products than
+    :data:`~sparseforge.models.matrices.MAX_PRODUCTS` (unless the caller has expanded them
+    already) or a V3 run whose bank state would not fit :data:`MAX_BANK_STATES`."""
+    from sparseforge.models.matrices import MAX_PRODUCTS, product_count
+
+    if not counted:
+        count = product_count(a, b)
+        if count > MAX_PRODUCTS:
+            raise SpgemmError(f"A x B has {count} partial products, which is not allowed: at most {MAX_PRODUCTS}")
+    if variant == "v3" and a.shape[0] * spec.spgemm.banks > MAX_BANK_STATES:
+        raise SpgemmError(f"spgemm.banks = {spec.spgemm.banks} is not allowed with the {a.shape[0]} rows of A in "
+                          f"SMASH v3: {a.shape[0] * spec.spgemm.banks} bank states are more than {MAX_BANK_STATES}; "
+                          "lower spgemm.banks")
+
+
 def simulate_spgemm(a: sp.csr_matrix, b: sp.csr_matrix, *, spec: HardwareSpec, dataflow: str,
                     variant: str | None = None, products: Products | None = None,
                     placement: Placement | None = None) -> SpgemmResult:
@@ -257,6 +258,7 @@ def simulate_spgemm(a: sp.csr_matrix, b: sp.csr_matrix, *, spec: HardwareSpec, d
         variant = ""
     if a.shape[1] != b.shape[0]:
         raise SpgemmError(f"shape mismatch: {a.shape[0]}x{a.shape[1]} times {b.shape[0]}x{b.shape[1]}")
+    _check_request(a, b, spec, variant=variant, counted=products is not None)
     s = spec.spgemm
     g = s.dram_access_bytes
     kb, vb = -(-s.key_width // 8), -(-s.value_width // 8)

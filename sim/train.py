@@ -8,7 +8,7 @@ Three units work together, each with its own timing mechanism:
   :func:`models.zoo_train.training_gemms`. Order: FF of every layer, then from the last layer
   back BP and WG. The first layer's BP is skipped (nothing needs the gradient of the input).
 - the **SORE** (:mod:`hwgen.sore`) ranks every group of ``m`` master weights to make an N:M
-  mask: ``sore_cycles(groups, lanes, m)`` cycles, or the time to read the FP32 master weights
+  mask: :func:`sim.units.sore.sore_cycles` cycles, or the time to read the FP32 master weights
   and write the pruned weights, whichever is longer.
 - the **weight-update vector engine** updates every weight once its WG is done:
   ``ceil(weights / update_lanes)`` cycles, or the time to read master weights, momentum and
@@ -25,7 +25,7 @@ Options, both mechanisms rather than factors:
   iteration (the weights do not change until the update), so a GEMM waits for its mask only
   if the SORE has fallen behind; without it, a mask is made just before the GEMM that needs
   it, while the array waits.
-- **interleave**: the GEMMs share one DRAM/buffer timeline (:class:`sim.simulate.DramTimeline`),
+- **interleave**: the GEMMs share one DRAM/buffer timeline (:class:`sim.units.memory.DramTimeline`),
   so the first fetch of a GEMM overlaps the last runs of the one before; without it, each
   GEMM starts with empty buffers after the previous one has written back.
 
@@ -39,12 +39,13 @@ import math
 from dataclasses import dataclass
 
 from sparseforge.dataflow.mapper import check_sparsity, map_layer
-from sparseforge.hwgen.sore import sore_cycles
 from sparseforge.models.network import GemmLayer, Network
 from sparseforge.models.zoo_train import training_gemms
 from sparseforge.spec import HardwareSpec
 
-from .simulate import DramTimeline, LayerResult, simulate_layer
+from .simulate import LayerResult, simulate_layer
+from .units.memory import DramTimeline
+from .units.sore import sore_cycles
 
 __all__ = ["METHODS", "TrainLayerResult", "TrainResult", "simulate_training", "ideal_speedup"]
 

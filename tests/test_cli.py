@@ -6,6 +6,7 @@ script in a subprocess."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sparseforge.hwgen.emit import DESIGNS
 from sparseforge.cli import main
+from sparseforge.hwgen.emit import DESIGNS
 from sparseforge.spec import list_presets, load_spec
 
 DATA = Path(__file__).parent / "data" / "spec"
@@ -113,7 +114,8 @@ def test_simulate_with_toml_file_and_set(capsys):
     assert main(["simulate", "--hw", str(DATA / "small.toml"), "--set", "clock_mhz=100",
                  "--json", "--no-dense", "--tokens", "16"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["spec"]["name"] == "small"
+    assert data["spec"]["name"] == "small-clock_mhz100"              # --set marks the name ...
+    assert data["spec"]["description"].endswith("[overridden: clock_mhz=100.0]")   # ... and the description
     assert (data["spec"]["rows"], data["spec"]["cols"], data["spec"]["clock_mhz"]) == (8, 4, 100.0)
     assert data["digest"] == load_spec(str(DATA / "small.toml"), ["clock_mhz=100"]).digest
 
@@ -133,7 +135,7 @@ def test_simulate_output_file_not_created_on_error(tmp_path, capsys):
     """A failing `simulate -o FILE` creates neither FILE nor anything else."""
     target = tmp_path / "report.txt"
     assert main(["simulate", "--set", "rows=0", "-o", str(target)]) == 2
-    assert _one_error_line(capsys) == "rows = 0 is not allowed: must be a positive integer"
+    assert _one_error_line(capsys) == "rows = 0 is not allowed: must be 1..512 PEs"
     assert not target.exists()
     assert _tree(tmp_path) == []
 
@@ -145,7 +147,7 @@ def test_simulate_output_file_not_created_on_error(tmp_path, capsys):
      "unknown field 'bogus' in --set: allowed fields are act_width, clock_mhz, cols, dataflow, description, "
      "double_buffer, dram_bandwidth_gbps, dram_latency_ns, e_dram_pj_per_byte, e_mac_pj, e_sram_pj_per_byte, "
      "input_buffer_kib, m, max_k, n, name, output_buffer_kib, rows, weight_buffer_kib, weight_width; sections moe.*, spgemm.*, train.*"),
-    (["--set", "rows=0"], "rows = 0 is not allowed: must be a positive integer"),
+    (["--set", "rows=0"], "rows = 0 is not allowed: must be 1..512 PEs"),
     (["--set", "n=5"], "n = 5 is not allowed with m = 4: N:M sparsity needs 1 <= n <= m"),
     (["--set", "rows"], "--set 'rows' is not allowed: write key=value"),
     (["--set", "clock_mhz=fast"], "--set clock_mhz='fast' is not allowed: clock_mhz must be of type float"),
@@ -158,7 +160,7 @@ def test_simulate_output_file_not_created_on_error(tmp_path, capsys):
     (["--tokens", "513"], "minilm_network: tokens = 513 is not allowed: must be an integer in 1..512"),
     (["--net", "resnet50", "--batch", "0"], "--batch = 0 is not allowed: must be >= 1"),
     (["--net", "resnet50", "--functional"],
-     "--functional needs real weights: only --net minilm has them, not 'resnet50'"),
+     "--functional needs real weights: only minilm has them, not 'resnet50'"),
     (["--net", "resnet50", "--set", "weight_buffer_kib=1"],
      "layer conv1: one weight tile needs 640 bytes but weight_buffer_kib = 1 gives 512 per buffer: "
      "raise weight_buffer_kib"),
@@ -233,7 +235,9 @@ def test_generate_pe_json_overwrites(tmp_path, capsys):
     first = json.loads(capsys.readouterr().out)
     assert first["path"] == str((out / "p").resolve())
     assert first["top"] == "sf_pe"
-    assert main(argv[:-1] + ["--set", "weight_width=4"]) == 0
+    assert main(argv[:-1] + ["--set", "weight_width=4"]) == 2            # another spec: refused ...
+    assert capsys.readouterr().err.splitlines()[-1].endswith(": choose another --name, or --replace to replace it")
+    assert main(argv[:-1] + ["--set", "weight_width=4", "--replace"]) == 0   # ... unless --replace
     capsys.readouterr()
     assert _tree(out) == ["p", "p/manifest.json", "p/sf_pe.v"]
     assert json.loads((out / "p" / "manifest.json").read_text())["spec"]["weight_width"] == 4
@@ -263,7 +267,7 @@ def test_generate_unknown_design(tmp_path, capsys):
 def test_generate_bad_spec(tmp_path, capsys):
     """Spec errors stop `generate` before anything is written."""
     assert main(["generate", "--set", "cols=-2", "--out", str(tmp_path / "out")]) == 2
-    assert _one_error_line(capsys) == "cols = -2 is not allowed: must be a positive integer"
+    assert _one_error_line(capsys) == "cols = -2 is not allowed: must be 1..512 PEs"
     assert _tree(tmp_path) == []
 
 
@@ -296,5 +300,340 @@ def test_console_script_user_error(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert proc.stdout == ""
-    assert proc.stderr.splitlines() == [f"{ERR}rows = -1 is not allowed: must be a positive integer"]
+    assert proc.stderr.splitlines() == [f"{ERR}rows = -1 is not allowed: must be 1..512 PEs"]
     assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------ the parser
+def test_version(capsys):
+    """`sparseforge --version` prints the installed version and exits 0."""
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"sparseforge {version('sparseforge')}\n"
+
+
+@pytest.mark.parametrize("command", [["simulate"], ["spgemm", "--a", "illc1850"], ["generate"], ["train"]])
+def test_repeated_hw_is_an_error(command, capsys):
+    """A second --hw is refused with one line naming both values, before any work."""
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--hw", "tiny", "--hw", "sf-32x32"])
+    assert info.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1
+    assert err.startswith(f"{ERR}argument --hw: given twice ('tiny' and 'sf-32x32')")
+
+
+def test_argparse_errors_are_one_line(capsys):
+    """The parser's own errors are one stderr line too (no usage block)."""
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", "--bogus"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"{ERR}unrecognized arguments: --bogus (see `sparseforge --help`)"]
+
+
+def test_every_command_module_is_registered():
+    """The parser has exactly the commands of COMMANDS' modules (sweep, report, compare included)."""
+    from sparseforge.cli import COMMANDS, build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == {"presets", "simulate", "train", "spgemm", "generate", "synth", "sweep", "report",
+                                "compare"}
+    assert len(COMMANDS) == len(sub.choices)
+
+
+def test_cli_modules_import_no_cycle():
+    """No command module imports cli.main (which imports them all); each imports of the
+    project only the API, the spec, errors, file helpers and sibling CLI modules."""
+    import ast
+
+    folder = Path(__file__).resolve().parent.parent / "sparseforge" / "cli"
+    allowed = {"api", "spec", "errors", "fileio", "results"}
+    for name in ("presets", "simulate", "moe", "train", "spgemm", "generate", "synth", "options", "kit"):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                target = (node.module or "").split(".")[0]
+                if node.level == 1:
+                    assert target != "main", f"cli/{name}.py imports cli.main"
+                    assert target or all(a.name != "main" for a in node.names), f"cli/{name}.py imports cli.main"
+                else:
+                    assert target in allowed or (not target and {a.name for a in node.names} <= allowed), \
+                        f"cli/{name}.py imports sparseforge.{target or [a.name for a in node.names]}"
+            elif isinstance(node, (ast.Import, ast.ImportFrom)) and not getattr(node, "level", 0):
+                mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+                assert not any(m.startswith("sparseforge") for m in mods), f"cli/{name}.py imports {mods}"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--hw", ""], "--hw '' is not allowed: give a preset name (see `sparseforge presets`) or a .toml file"),
+    (["--sparsity", ""], "--sparsity '' is not allowed: write N:M (e.g. 2:4) or 'dense'"),
+    (["--net", "resnet50", "--tokens", "16"], "--tokens = 16 is not allowed with net 'resnet50': it takes batch"),
+    (["--input-shape", "x=1,3"], "--input-shape is for --onnx: add --onnx FILE or drop it"),
+    (["--train", "--tokens", "16"], "--tokens is not allowed with --train: the training networks take --batch"),
+    (["--net", "m3vit-small", "--routing", "synthetic", "--zipf", "inf"],
+     "--zipf = inf is not allowed: must be a finite number >= 0"),
+    (["--net", "m3vit-small", "--routing", "synthetic", "--seed", "-1"],
+     "--seed = -1 is not allowed: must be an integer >= 0"),
+    (["--net", "m3vit-small", "--sparsity", "2:4"],
+     "--sparsity is not allowed with --net m3vit-small: it applies to the MiniLM and ResNet-50 simulations"),
+])
+def test_simulate_option_mistakes(argv, message, capsys):
+    """Options that used to be accepted in error are refused with one line."""
+    assert main(["simulate", *argv]) == 2
+    assert _one_error_line(capsys) == message
+
+
+def test_train_methods_empty(capsys):
+    """`train --methods ''` is refused before any training."""
+    assert main(["train", "--methods", ""]) == 2
+    assert _one_error_line(capsys).startswith("--methods '' is not allowed: give comma-separated recipes")
+
+
+# ------------------------------------------------------------------ output files
+SIM = ["simulate", "--hw", "tiny", "--tokens", "16"]
+
+
+def test_output_format_follows_the_extension(tmp_path, capsys):
+    """-o FILE.json writes the JSON, .csv one row per layer (pandas), .txt the text table:
+    each the same as the API result's view; stdout stays empty."""
+    import pandas
+
+    res = __import__("sparseforge").simulate("tiny", tokens=16)
+    for ext in ("json", "csv", "txt", "JSON"):
+        assert main([*SIM, "-o", str(tmp_path / f"r.{ext}")]) == 0
+        assert capsys.readouterr().out == ""
+    assert json.loads((tmp_path / "r.json").read_text()) == res.to_dict()
+    assert json.loads((tmp_path / "r.JSON").read_text()) == res.to_dict()
+    df = pandas.read_csv(tmp_path / "r.csv")
+    assert list(df["name"]) == [lay.name for lay in res.layers]
+    assert list(df["cycles"]) == [lay.cycles for lay in res.layers]
+    assert list(df["dense_cycles"]) == [lay.cycles for lay in res.dense.layers]
+    assert (tmp_path / "r.txt").read_text() == res.to_text() + "\n"
+
+
+@pytest.mark.parametrize("command", [SIM, ["spgemm", "--a", "illc1850", "--b", "illc1850.T", "--dataflow", "inner"],
+                                     ["simulate", "--net", "m3vit-small", "--hw", "m3vit-zcu104", "--routing",
+                                      "synthetic", "--tokens", "33", "--frames", "1"],
+                                     ["simulate", "--train", "--net", "resnet18", "--hw", "sat-vcu1525",
+                                      "--batch", "1"]])
+def test_csv_rows_per_layer_dataflow_schedule(command, tmp_path, capsys):
+    """.csv has one row per layer (simulate, --train), dataflow (spgemm) or schedule (MoE)."""
+    import pandas
+
+    assert main([*command, "-o", str(tmp_path / "r.csv")]) == 0
+    df = pandas.read_csv(tmp_path / "r.csv")
+    assert main([*command, "-o", str(tmp_path / "r.json")]) == 0
+    data = json.loads((tmp_path / "r.json").read_text())
+    if "layers" in data:
+        assert list(df["name"]) == [lay["name"] for lay in data["layers"]]
+    elif "results" in data:
+        assert list(df["label"]) == [r["label"] for r in data["results"]]
+    else:
+        assert list(df["schedule"]) == list(data["schedules"])
+        assert list(df["cycles"]) == [s["totals"]["cycles"] for s in data["schedules"].values()]
+
+
+@pytest.mark.parametrize("name, extra, message", [
+    ("r.xlsx", [], "--output '{p}' is not allowed: its extension picks the format; use .json, .csv, .txt, .html, .htm"),
+    ("report", [], "--output '{p}' is not allowed: its extension picks the format; use .json, .csv, .txt, .html, .htm"),
+    ("r.html", ["--train"], "--output '{p}' is not allowed: its extension picks the format; use .json, .csv, .txt"),
+    ("r.csv", ["--json"], "--json is not allowed with --output '{p}': the extension picks the format (.json for JSON)"),
+])
+def test_output_extension_errors(name, extra, message, tmp_path, capsys):
+    """An unknown extension (or --json with a non-JSON one) is one line, exit 2, nothing written."""
+    target = tmp_path / name
+    assert main([*SIM, *extra, "-o", str(target)]) == 2
+    assert _one_error_line(capsys) == message.format(p=target)
+    assert _tree(tmp_path) == []
+
+
+def test_simulate_writes_an_html_report_with_pictures(tmp_path, capsys):
+    """`simulate -o r.html` writes one self-contained page (plotly embedded, no CDN) and each
+    picture as PNG and SVG beside it; the page names the network and the spec's digest."""
+    from sparseforge import load_spec
+
+    assert main([*SIM, "-o", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert "Plotly.newPlot" in page and not re.search(r"<script[^>]+src=", page)
+    assert load_spec("tiny").digest in page
+    names = {p.name for p in tmp_path.iterdir()}
+    for pic in ("layers", "roofline", "energy", "sparse-vs-dense"):
+        assert {f"r-{pic}.png", f"r-{pic}.svg"} <= names, pic
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_output_respects_the_umask(mask, mode, tmp_path, capsys):
+    """A report file gets mode 0o666 & ~umask (mkstemp alone would give 0600)."""
+    old = os.umask(mask)
+    try:
+        assert main([*SIM, "--no-dense", "-o", str(tmp_path / "r.json")]) == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == mode
+
+
+def _dead_pid() -> int:
+    """The id of a process that has ended."""
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(proc.stdout)
+
+
+def test_stale_temporaries_are_removed(tmp_path, capsys):
+    """Writing a report removes hidden temporaries (files and folders) that dead sparseforge
+    processes left in that folder, and leaves those of live processes and other hidden files."""
+    dead = _dead_pid()
+    stale = [tmp_path / f".r.json.sftmp-{dead}-abc123", tmp_path / f".other.csv.sftmp-{dead}-x_y",
+             tmp_path / f"..r.npz.sftmp-{dead}-k2j.q81.npz"]
+    for p in stale:
+        p.write_text("half")
+    stale_dir = tmp_path / f".design.sftmp-{dead}-d1"
+    (stale_dir / "sub").mkdir(parents=True)
+    live = [tmp_path / f".r.json.sftmp-{os.getpid()}-live1", tmp_path / ".r.json.sftmp-1-init",
+            tmp_path / ".hidden", tmp_path / f".r.json.{dead}.tmp"]
+    for p in live:
+        p.write_text("keep")
+    assert main([*SIM, "--no-dense", "-o", str(tmp_path / "r.json")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in live] + ["r.json"])
+
+
+def test_temporary_names_are_recognisable(tmp_path, monkeypatch, capsys):
+    """write_atomic's temporary is .NAME.sftmp-<pid>-XXXX beside the target, gone afterwards."""
+    import tempfile
+
+    from sparseforge import fileio
+
+    seen = []
+    real = tempfile.mkstemp
+
+    def spy(*a, **kw):
+        fd, name = real(*a, **kw)
+        seen.append(Path(name))
+        return fd, name
+
+    monkeypatch.setattr(fileio.tempfile, "mkstemp", spy)
+    assert main([*SIM, "--no-dense", "-o", str(tmp_path / "r.json")]) == 0
+    assert seen and all(p.parent == tmp_path and p.name.startswith(f".r.json.sftmp-{os.getpid()}-") for p in seen)
+    assert _tree(tmp_path) == ["r.json"]
+
+
+def test_save_routing_is_atomic_with_umask_and_cleans_up(tmp_path, capsys):
+    """--save-routing writes through a recognisable temporary (removing dead ones first) and
+    gets the umask's mode; the saved routing replays to the same report."""
+    stale = tmp_path / f"..r.npz.sftmp-{_dead_pid()}-abcd.x1y2.npz"
+    stale.write_text("half")
+    base = ["simulate", "--net", "m3vit-small", "--hw", "m3vit-zcu104", "--tokens", "33", "--json"]
+    old = os.umask(0o022)
+    try:
+        assert main([*base, "--routing", "synthetic", "--frames", "2", "--save-routing",
+                     str(tmp_path / "r.npz")]) == 0
+    finally:
+        os.umask(old)
+    first = json.loads(capsys.readouterr().out)
+    assert _tree(tmp_path) == ["r.npz"]
+    assert (tmp_path / "r.npz").stat().st_mode & 0o777 == 0o644
+    assert main([*base, "--routing-file", str(tmp_path / "r.npz")]) == 0
+    assert json.loads(capsys.readouterr().out)["schedules"] == first["schedules"]
+
+
+def _long(n: int = 300) -> str:
+    return "x" * n
+
+
+@pytest.mark.parametrize("where, reason", [
+    ("afile/r.json", "'{t}/afile' is a file, not a folder"),
+    ("afile/deeper/r.json", "'{t}/afile' is a file, not a folder"),
+    ("folder.json", "it is an existing folder; give a file name"),
+    (_long() + ".json", "cannot be written: File name too long"),
+    ("new/" + _long() + "/r.json", f"the name '{'x' * 24}...' is longer than 255 bytes"),
+    ("/proc/sparseforge-test.json", "cannot be written: "),
+])
+def test_output_file_system_errors(where, reason, tmp_path, capsys):
+    """-o into a path under a regular file, an existing folder, too long a name or procfs:
+    one line naming the path and the reason, exit 2, nothing created, before any simulation."""
+    (tmp_path / "afile").write_text("mine")
+    (tmp_path / "folder.json").mkdir()
+    before = _tree(tmp_path)
+    target = where if where.startswith("/") else str(tmp_path / where)
+    assert main([*SIM, "-o", target]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"--output '{target}'")
+    assert reason.format(t=tmp_path) in line
+    assert _tree(tmp_path) == before and (tmp_path / "afile").read_text() == "mine"
+
+
+@pytest.mark.parametrize("where, reason", [
+    ("afile", "it exists and is not a folder"),
+    ("afile/out", "'{t}/afile' is a file, not a folder"),
+    (_long(), "is longer than 255 bytes"),
+    ("/proc/sparseforge-test-out", "cannot be written: "),
+])
+def test_generate_out_file_system_errors(where, reason, tmp_path, capsys):
+    """generate --out that cannot be a folder: one line naming it, exit 2, nothing written."""
+    (tmp_path / "afile").write_text("mine")
+    target = where if where.startswith("/") else str(tmp_path / where)
+    assert main(["generate", "--hw", "tiny", "--design", "pe", "--out", target]) == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"--out '{target}'") and reason.format(t=tmp_path) in line
+    assert _tree(tmp_path) == ["afile"] and (tmp_path / "afile").read_text() == "mine"
+
+
+def test_save_routing_file_system_error(tmp_path, capsys):
+    """--save-routing under a regular file is refused before the simulation, in one line."""
+    (tmp_path / "afile").write_text("mine")
+    target = str(tmp_path / "afile" / "r.npz")
+    assert main(["simulate", "--net", "m3vit-small", "--hw", "m3vit-zcu104", "--routing", "synthetic",
+                 "--save-routing", target]) == 2
+    assert _one_error_line(capsys) == (f"--save-routing '{target}' is not allowed: '{tmp_path / 'afile'}' is a file, "
+                                       "not a folder")
+    assert _tree(tmp_path) == ["afile"]
+
+
+def test_write_failure_after_the_check_is_one_line(tmp_path, monkeypatch, capsys):
+    """A file-system error while writing (after the checks passed) is one line naming the path,
+    and leaves no temporary behind."""
+    from sparseforge import fileio
+
+    def refuse(src, dst):
+        raise OSError(28, "No space left on device", str(dst))
+
+    monkeypatch.setattr(fileio.os, "replace", refuse)
+    target = tmp_path / "r.json"
+    assert main([*SIM, "--no-dense", "-o", str(target)]) == 2
+    assert _one_error_line(capsys) == f"--output '{target}' cannot be written: No space left on device"
+    assert _tree(tmp_path) == []
+
+
+def test_main_turns_any_os_error_into_one_line(monkeypatch, capsys):
+    """An OSError nobody caught ends as one line naming the path and the reason (exit 2);
+    Ctrl-C exits 130."""
+    from sparseforge import api
+
+    def fail(*a, **kw):
+        raise PermissionError(13, "Permission denied", "/some/where")
+
+    monkeypatch.setattr(api, "simulate", fail)
+    assert main(SIM) == 2
+    assert _one_error_line(capsys) == "'/some/where': Permission denied"
+
+    def interrupt(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "simulate", interrupt)
+    assert main(SIM) == 130
+    assert capsys.readouterr().err == "sparseforge: interrupted\n"
+
+
+def test_generate_marks_overridden_spec_in_the_folder_name(tmp_path, capsys):
+    """`generate --set rows=2` names its folder after the overridden spec, so it does not
+    replace the preset's design folder."""
+    out = tmp_path / "out"
+    assert main(["generate", "--hw", "tiny", "--design", "pe", "--out", str(out), "--json"]) == 0
+    assert main(["generate", "--hw", "tiny", "--design", "pe", "--out", str(out), "--set", "rows=2", "--json"]) == 0
+    capsys.readouterr()
+    names = sorted(p.name for p in out.iterdir())
+    assert len(names) == 2 and names[0].startswith("tiny-pe") is not names[1].startswith("tiny-pe")
+    assert any(n.startswith("tiny-rows2-pe") for n in names)

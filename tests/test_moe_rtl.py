@@ -10,7 +10,7 @@ with the DRAM and array sides answering after exactly the simulator's ``load_cyc
   :func:`models.moe.expert_queues` and :func:`dataflow.moe.quantize_gates`;
 - experts are loaded and computed in the walk order (ascending non-empty experts), each into
   buffer ``i mod expert_buffers``;
-- every handshake cycle and the ``done`` cycle equal :func:`sim.moe.reorder_timeline`, and
+- every handshake cycle and the ``done`` cycle equal :func:`sim.units.moe.reorder_timeline`, and
   ``T + done`` equals the layer cycles :func:`sim.moe.simulate_moe` reports.
 """
 

@@ -151,3 +151,162 @@ def test_dynamic_input_shape_is_rejected_unless_fixed():
                        [helper.make_tensor_value_info("tokens_in", TensorProto.FLOAT, [2, 3])], [y])
     with pytest.raises(ValueError, match="nothing to lower"):
         import_onnx(relu_only)
+
+
+# ------------------------------------------------------------------ bad files (issue 8, part 5)
+import re  # noqa: E402
+
+from sparseforge.errors import InputError  # noqa: E402
+from sparseforge.models.onnx_import import (  # noqa: E402
+    MAX_TENSOR_ELEMENTS, OnnxError, OnnxFileNotFoundError)
+
+
+def _tiny(shape=(4, 2), n_out=3):
+    """x[shape] @ w[shape[-1], n_out] -> y: the smallest model with one GEMM (about 130 bytes)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    w = _init("w", (2 if isinstance(shape[-1], str) else shape[-1], n_out))
+    return _model([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [x], [y], [w])
+
+
+def _fails(path_or_model, match, cls=OnnxError, **kw):
+    """import_onnx raises ``cls`` (an InputError) with a one-line message matching ``match``."""
+    with pytest.raises(cls) as info:
+        import_onnx(path_or_model, **kw)
+    msg = str(info.value)
+    assert isinstance(info.value, InputError) and "\n" not in msg, msg
+    assert re.search(match, msg), msg
+    return msg
+
+
+def test_random_truncated_and_foreign_files_are_one_line_errors(tmp_path):
+    """Random bytes, text, JSON, an empty file, a folder and every strict prefix of a valid
+    file give an OnnxError that starts with the path; the whole file still imports."""
+    good = tmp_path / "good.onnx"
+    onnx.save(_tiny(), str(good))
+    data = good.read_bytes()
+    assert [(l.tokens, l.k, l.n_out) for l in import_onnx(good)] == [(4, 2, 3)]
+    rng = np.random.default_rng(0)
+    cases = {"random.onnx": rng.bytes(4096), "text.onnx": b"hello, this is not a model\n",
+             "json.onnx": b'{"graph": {"node": []}}', "png.onnx": b"\x89PNG\r\n\x1a\n" + rng.bytes(64),
+             "empty.onnx": b""}
+    for fname, content in cases.items():
+        path = tmp_path / fname
+        path.write_bytes(content)
+        msg = _fails(path, r"not an ONNX model")
+        assert msg.startswith(f"{path}: ")
+    bad = tmp_path / "cut.onnx"
+    for n in range(len(data)):  # a file cut anywhere: protobuf error, no graph, or no opset
+        bad.write_bytes(data[:n])
+        _fails(bad, rf"^{re.escape(str(bad))}: (not an ONNX model|no opset_import)")
+    _fails(tmp_path, r"a folder, not an ONNX file")
+    msg = _fails(tmp_path / "missing.onnx", r"missing\.onnx: no such file", cls=OnnxFileNotFoundError)
+    assert isinstance(OnnxFileNotFoundError(msg), FileNotFoundError)
+
+
+def test_external_weight_file_missing_truncated_or_outside(tmp_path):
+    """Weights in an external file: a missing file, a file too short for the tensor and a
+    location outside the model's folder are errors naming the tensor and the file; a
+    complete one imports, and a large weight file is checked, not read."""
+    model = _tiny((4, 600))
+    model.graph.initializer[0].CopyFrom(_init("w", (600, 700)))  # 1.68 MB: over EXTERNAL_READ_BYTES
+    path = tmp_path / "ext.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, location="ext.weights", size_threshold=0)
+    weights = tmp_path / "ext.weights"
+    assert weights.stat().st_size == 600 * 700 * 4
+    assert [(l.tokens, l.k, l.n_out) for l in import_onnx(path)] == [(4, 600, 700)]
+    weights.write_bytes(b"\0" * 1000)
+    _fails(path, r"tensor 'w': its external data file 'ext\.weights' has 1000 bytes, but the tensor needs "
+                 r"bytes 0 to 1680000")
+    weights.unlink()
+    _fails(path, rf"^{re.escape(str(path))}: tensor 'w': its external data file 'ext\.weights' is missing")
+    proto = onnx.load(str(path), load_external_data=False)
+    for entry in proto.graph.initializer[0].external_data:
+        if entry.key == "location":
+            entry.value = "../outside.weights"
+    onnx.save(proto, str(path))
+    _fails(path, r"external data location '\.\./outside\.weights' is not allowed: it must be a relative path "
+                 r"inside the model's folder")
+
+
+def _conv(group, c_in=8, w_shape=(12, 2, 3, 3)):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c_in, 9, 9])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="c", group=group)
+    return _model([node], [x], [y], [_init("w", w_shape)])
+
+
+def test_conv_with_impossible_group_is_refused():
+    """group must be a positive divisor of the input and output channels, and the weight
+    must have C_in / group input channels; a valid grouped conv still lowers."""
+    (ok,) = import_onnx(_conv(4)).layers
+    assert (ok.count, ok.k, ok.n_out) == (4, 18, 3)
+    _fails(_conv(0), r"Conv node 'c': group = 0 is not allowed: must be a positive divisor of the 8 input")
+    _fails(_conv(-2), r"group = -2 is not allowed")
+    _fails(_conv(3, w_shape=(12, 3, 3, 3)), r"group = 3 is not allowed: the input's 8 channels are not divisible")
+    _fails(_conv(16, w_shape=(16, 1, 3, 3)), r"group = 16 is not allowed: the input's 8 channels are not divisible")
+    _fails(_conv(8, w_shape=(12, 1, 3, 3)), r"group = 8 is not allowed: the weight's 12 output channels")
+    _fails(_conv(4, w_shape=(12, 3, 3, 3)),
+           r"the weight 'w' has 3 input channels per group, but the input's 8 channels in 4 groups are 2 per group")
+
+
+def test_huge_shapes_are_refused_before_shape_inference(monkeypatch):
+    """An --input-shape of 10^12 x 16 is refused before shape inference runs; so is a tensor
+    inside the graph or a Conv's im2col operand over MAX_TENSOR_ELEMENTS."""
+    from onnx import shape_inference
+
+    model = _tiny(("N", 2))
+
+    def no_inference(*a, **k):
+        raise AssertionError("shape inference ran on a huge shape")
+
+    with monkeypatch.context() as m:
+        m.setattr(shape_inference, "infer_shapes", no_inference)
+        _fails(model, r"input_shapes\['x'\] has shape \[1000000000000, 16\]: 16000000000000 elements is more than "
+                      r"the 4294967296 allowed", input_shapes={"x": (10**12, 16)})
+        _fails(_tiny((2**31, 3)), r"graph input 'x' has shape \[2147483648, 3\]: 6442450944 elements")
+    assert MAX_TENSOR_ELEMENTS == 2**32
+    (at_limit,) = import_onnx(_tiny(("N", 2), n_out=2), input_shapes={"x": (2**31, 2)})  # X and Y: 2**32
+    assert (at_limit.tokens, at_limit.k, at_limit.n_out) == (2**31, 2, 2)
+    # a 1x1 input tiled into a huge tensor inside the graph
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    reps = numpy_helper.from_array(np.array([2**20, 2**13], np.int64), "reps")
+    tiled = _model([helper.make_node("Tile", ["x", "reps"], ["t"]), helper.make_node("MatMul", ["t", "w"], ["y"])],
+                   [x], [y], [reps, _init("w", (2**13, 2))])
+    _fails(tiled, r"tensor 't' has shape \[1048576, 8192\]: 8589934592 elements is more than the 4294967296")
+    # a conv whose input is within the limit but whose im2col matrix is not (k = 64 * 11 * 11)
+    xc = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64, 1024, 1024])
+    conv = _model([helper.make_node("Conv", ["x", "w"], ["y"], name="big", pads=[5, 5, 5, 5])], [xc], [y],
+                  [_init("w", (1, 64, 11, 11))])
+    _fails(conv, r"Conv node 'big': its GEMM operand X \(1 x 1048576 x 7744\) has 8120172544 elements")
+
+
+def test_graph_order_comes_from_the_dataflow_graph():
+    """Nodes stored out of order import like the sorted file (same layers, same order);
+    a cycle, a tensor nobody writes and a tensor written twice are errors naming them."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    inits = [_init("w1", (8, 16)), _init("w2", (16, 8)), _init("w3", (8, 8))]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"], name="up"),
+             helper.make_node("Relu", ["h"], ["r"], name="act"),
+             helper.make_node("MatMul", ["r", "w2"], ["d"], name="down"),
+             helper.make_node("Add", ["d", "x"], ["s"], name="residual"),
+             helper.make_node("MatMul", ["s", "w3"], ["y"], name="head")]
+    ref = import_onnx(_model(nodes, [x], [y], inits))
+    assert [l.name for l in ref] == ["up", "down", "head"]
+    for perm in ([4, 3, 2, 1, 0], [2, 4, 0, 3, 1]):
+        net = import_onnx(_model([nodes[i] for i in perm], [x], [y], inits))
+        assert net.layers == ref.layers
+    loop = [helper.make_node("MatMul", ["x", "w1"], ["h"], name="up"),
+            helper.make_node("Add", ["h", "back"], ["a"], name="mix"),
+            helper.make_node("MatMul", ["a", "w2"], ["back"], name="down"),
+            helper.make_node("MatMul", ["back", "w3"], ["y"], name="head")]
+    inits2 = [_init("w1", (8, 8)), _init("w2", (8, 8)), _init("w3", (8, 8))]
+    _fails(_model(loop, [x], [y], inits2),
+           r"the graph has a cycle: (Add node 'mix' -> MatMul node 'down' -> Add node 'mix'|"
+           r"MatMul node 'down' -> Add node 'mix' -> MatMul node 'down')")
+    _fails(_model(nodes[:3] + [helper.make_node("MatMul", ["ghost", "w3"], ["y"], name="head")], [x], [y], inits),
+           r"MatMul node 'head' reads tensor 'ghost', which no node, graph input or initializer defines")
+    _fails(_model(nodes + [helper.make_node("Relu", ["x"], ["h"], name="again")], [x], [y], inits),
+           r"tensor 'h' is written by both MatMul node 'up' and Relu node 'again'")

@@ -11,14 +11,13 @@ import math
 import numpy as np
 import pytest
 
-from sparseforge.dataflow.layout import grouped_pruned
-from sparseforge.dataflow.mapper import map_layer
-from sparseforge.dataflow.os_layout import os_memory_image
+from sparseforge.dataflow.layout import grouped_pruned, os_memory_image
+from sparseforge.dataflow.mapper import map_layer, run_compute_cycles
 from sparseforge.models.network import GemmLayer
 from sparseforge.models.zoo_train import get_training_network, training_gemms
-from sparseforge.sim.os_engine import os_run_cycles
-from sparseforge.sim.simulate import run_compute_cycles, simulate_layer
+from sparseforge.sim.simulate import simulate_layer
 from sparseforge.sim.train import simulate_training
+from sparseforge.sim.units.engine import os_run_cycles
 from sparseforge.spec import HardwareSpec, SpecError, load_spec
 
 OS, WS = "output-stationary", "weight-stationary"
@@ -62,7 +61,7 @@ def test_os_mapping_covers_the_gemm_and_uses_the_run_model(tokens, k, n_out, spa
 
 
 def test_single_run_os_mapping_matches_the_rtl_layout():
-    """A GEMM that fits on chip is one OS run whose tiling is the one :mod:`dataflow.os_layout`
+    """A GEMM that fits on chip is one OS run whose tiling is the one :func:`dataflow.layout.os_memory_image`
     gives the RTL (tests/test_rtl_os.py checks those cycles against Icarus)."""
     spec = HardwareSpec(rows=4, cols=4, n=2, m=4, max_k=4096, dataflow=OS)
     rng = np.random.default_rng(0)

@@ -7,9 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparseforge.dataflow.layout import grouped_pruned
-from sparseforge.dataflow.os_layout import os_memory_image, os_tiling, os_word_widths
-from sparseforge.sim.os_engine import OS_PE_LATENCY, os_run_cycles, os_tile_period
+from sparseforge.dataflow.layout import grouped_pruned, os_memory_image, os_tiling
+from sparseforge.sim.units.engine import OS_PE_LATENCY, os_run_cycles, os_tile_period, os_word_widths
 from sparseforge.spec import HardwareSpec
 
 

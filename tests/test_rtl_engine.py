@@ -5,7 +5,7 @@ quantised to int8, activations from real text through the pruned int8 network), 
 with :mod:`dataflow.layout`, runs it on the emitted Verilog, and checks
 
 - every output word bit-exactly against the NumPy golden model (``models.golden``), and
-- the measured cycles from ``start`` to ``done`` against :func:`sim.engine.run_cycles`,
+- the measured cycles from ``start`` to ``done`` against :func:`sim.units.engine.run_cycles`,
   exactly (the simulator models the same loader/streamer mechanism the RTL implements).
 """
 
@@ -17,7 +17,7 @@ import pytest
 from sparseforge.dataflow.layout import grouped_dense, grouped_sparse, memory_image
 from sparseforge.models.golden import gemm_dense_int, gemm_nm_int
 from sparseforge.models.prune import compress
-from sparseforge.sim.engine import run_cycles
+from sparseforge.sim.units.engine import run_cycles
 from sparseforge.spec import HardwareSpec
 from tests.rtl.harness import run_bench
 

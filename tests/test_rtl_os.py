@@ -1,11 +1,11 @@
 """The generated output-stationary engine, run in Icarus Verilog on real pruned MiniLM operands.
 
 Each case slices a real MiniLM Linear layer (weights pruned N:M by magnitude, int8
-activations from real text), lays it out with :mod:`dataflow.os_layout`, runs it on the
+activations from real text), lays it out with :func:`dataflow.layout.os_memory_image`, runs it on the
 emitted ``os_engine`` Verilog and checks
 
 - every output word bit-exactly against the NumPy golden model (``models.golden``), and
-- the measured cycles from ``start`` to ``done`` against :func:`sim.os_engine.os_run_cycles`,
+- the measured cycles from ``start`` to ``done`` against :func:`sim.units.engine.os_run_cycles`,
   exactly, twice in a row (the second run checks the engine restarts cleanly).
 """
 
@@ -14,11 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparseforge.dataflow.layout import group_size, grouped_dense, grouped_sparse
-from sparseforge.dataflow.os_layout import os_memory_image
+from sparseforge.dataflow.layout import group_size, grouped_dense, grouped_sparse, os_memory_image
 from sparseforge.models.golden import gemm_dense_int, gemm_nm_int
 from sparseforge.models.prune import compress
-from sparseforge.sim.os_engine import os_run_cycles, os_tile_period
+from sparseforge.sim.units.engine import os_run_cycles, os_tile_period
 from sparseforge.spec import HardwareSpec
 from tests.rtl.harness import run_bench
 from tests.test_rtl_engine import _real_operands

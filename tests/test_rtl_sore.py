@@ -4,7 +4,7 @@ BDWP needs two masks of the same dense weights: the FF mask groups W[out, in] al
 input dimension, the BP mask groups W^T along W's output dimension. The bench streams real
 int8 MiniLM weights through the unit in both groupings, and the test checks every mask bit
 against the golden ``nm_mask`` (ties keep the lower index) and the cycle in which the last
-mask appears against :func:`hwgen.sore.sore_cycles`.
+mask appears against :func:`sim.units.sore.sore_cycles`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparseforge.hwgen.sore import sore_cycles
+from sparseforge.sim.units.sore import sore_cycles
 from sparseforge.models.prune import nm_mask
 from sparseforge.spec import HardwareSpec
 from tests.rtl.harness import run_bench

@@ -20,7 +20,7 @@ import pytest
 from sparseforge.dataflow.layout import grouped_dense, grouped_sparse, memory_image
 from sparseforge.models.prune import compress
 from sparseforge.models.quant import quantize_per_channel, quantize_per_tensor
-from sparseforge.sim.engine import run_cycles
+from sparseforge.sim.units.engine import run_cycles
 from sparseforge.spec import HardwareSpec
 from tests.rtl.harness import run_bench
 

@@ -1,5 +1,5 @@
 """Tests of the performance model and the functional datapath: the engine's cycle model
-(sim.engine), the dataflow mapper (dataflow.mapper), the network simulator with its DRAM
+(sim.units.engine), the dataflow mapper (dataflow.mapper), the network simulator with its DRAM
 timeline (sim.simulate) and the tile-by-tile functional GEMM (sim.functional)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sparseforge.dataflow.mapper import MappingError, check_sparsity, map_layer,
 from sparseforge.models.network import GemmLayer, Network
 from sparseforge.models.prune import compress, prune
 from sparseforge.models.zoo import get_network
-from sparseforge.sim.engine import _recurrence, run_cycles, stream_starts
+from sparseforge.sim.units.engine import _recurrence, run_cycles, stream_starts
 from sparseforge.sim.functional import functional_gemm
 from sparseforge.sim.simulate import compare, simulate_layer, simulate_network
 from sparseforge.spec import HardwareSpec, load_spec
@@ -28,7 +28,7 @@ def _layer(tokens: int, k: int, n_out: int, *, name: str = "x", count: int = 1) 
     return GemmLayer(name=name, tokens=tokens, k=k, n_out=n_out, count=count)
 
 
-# ====================================================================== sim.engine
+# ====================================================================== sim.units.engine
 def test_stream_starts_equals_the_recurrence():
     """The O(1) extrapolation of stream_starts equals the full loader/streamer recurrence
     for every tile count on a grid of array shapes and token counts."""
@@ -235,12 +235,9 @@ def test_k_block_search_never_loses_to_the_largest_block():
     spec = HardwareSpec(input_buffer_kib=1)
     layer = _layer(8, 4096, 40, name="big")
     chosen = map_layer(spec, layer, (2, 4))
-    wb = word_bytes(spec)
-    kw = dict(group=4, KT=64, NT=3, wb=wb, tile_wgt=spec.rows * wb["wgt"], act_cap=512,
-              wgt_cap=spec.weight_buffer_kib * 512, out_cap=spec.output_buffer_kib * 512)
-    largest = mapper._plan(spec, layer, k_block=8, **kw)
-    assert chosen.k_block == 1 and chosen.token_block == 8 and largest["token_block"] == 1
-    assert mapper._plan_cost(spec, largest) > mapper._plan_cost(spec, mapper._plan(spec, layer, k_block=1, **kw))
+    largest = mapper.plan(spec, layer, group=4, k_block=8)
+    assert chosen.k_block == 1 and chosen.token_block == 8 and largest.token_block == 1
+    assert mapper.plan_cost(spec, largest) > mapper.plan_cost(spec, mapper.plan(spec, layer, group=4, k_block=1))
 
 
 def test_output_buffer_too_small():

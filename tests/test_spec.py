@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sparseforge.spec.base import Section
-from sparseforge.spec import HardwareSpec, SpecError, list_presets, load_spec, preset_path
+from sparseforge.spec import (HardwareSpec, MoeSpec, SpecError, SpgemmSpec, TrainSpec, list_presets, load_spec,
+                              preset_path, spec_bounds)
+from sparseforge.spec.base import Bound, Section, Text, field_types, show
 
 DATA = Path(__file__).parent / "data" / "spec"
 PRESETS = ("default", "dense-16x16", "sf-32x32", "tiny")
@@ -50,8 +51,10 @@ def test_spec_error_is_a_value_error():
                                    "input_buffer_kib", "output_buffer_kib"])
 @pytest.mark.parametrize("value", [0, -1])
 def test_positive_int_fields_reject_zero_and_negative(field, value):
-    """Every size field must be >= 1; the message names the field and the value."""
-    assert _error(**{field: value}) == f"{field} = {value} is not allowed: must be a positive integer"
+    """Every size field must be >= 1; the message names the field, the value and the range."""
+    assert _error(**{field: value}) == \
+        f"{field} = {value} is not allowed: must be {HardwareSpec.BOUNDS[field].allowed()}"
+    assert HardwareSpec.BOUNDS[field].low == 1
 
 
 def test_n_greater_than_m_is_rejected():
@@ -66,7 +69,7 @@ def test_n_equal_m_is_a_dense_array():
 
 def test_group_size_above_64_is_rejected():
     """m is capped at 64."""
-    assert _error(n=2, m=65) == "m = 65 is not allowed: group size must be at most 64"
+    assert _error(n=2, m=65) == "m = 65 is not allowed: must be 1..64"
     assert HardwareSpec(n=2, m=64).m == 64
 
 
@@ -74,7 +77,7 @@ def test_group_size_above_64_is_rejected():
 @pytest.mark.parametrize("value", [1, 33, 0, -8])
 def test_operand_widths_out_of_range(field, value):
     """Operand widths must be 2..32 bits."""
-    assert _error(**{field: value}) == f"{field} = {value} is not allowed: operand widths must be 2..32 bits"
+    assert _error(**{field: value}) == f"{field} = {value} is not allowed: must be 2..32 bits"
 
 
 @pytest.mark.parametrize("field", ["act_width", "weight_width"])
@@ -90,11 +93,12 @@ def test_unknown_dataflow_is_rejected():
         "dataflow = 'row-stationary' is not allowed: choose one of weight-stationary, output-stationary, switchable"
 
 
-@pytest.mark.parametrize("field", ["clock_mhz", "dram_bandwidth_gbps"])
+@pytest.mark.parametrize("field, allowed", [("clock_mhz", "1..5000 MHz"),
+                                            ("dram_bandwidth_gbps", "0.001..1000000000 GB/s")])
 @pytest.mark.parametrize("value", [0.0, -1.5, 0])
-def test_clock_and_bandwidth_must_be_positive(field, value):
-    """clock_mhz and dram_bandwidth_gbps must be > 0."""
-    assert _error(**{field: value}) == f"{field} = {value} is not allowed: must be > 0"
+def test_clock_and_bandwidth_must_be_positive(field, allowed, value):
+    """clock_mhz and dram_bandwidth_gbps must be > 0 (within their documented range)."""
+    assert _error(**{field: value}) == f"{field} = {value} is not allowed: must be {allowed}"
 
 
 @pytest.mark.parametrize("field", ["clock_mhz", "dram_bandwidth_gbps", "dram_latency_ns", "e_mac_pj"])
@@ -107,7 +111,8 @@ def test_nan_is_rejected(field):
 @pytest.mark.parametrize("field", ["dram_latency_ns", "e_mac_pj", "e_sram_pj_per_byte", "e_dram_pj_per_byte"])
 def test_latency_and_energies_must_be_non_negative(field):
     """Latency and per-event energies may be 0 but not negative."""
-    assert _error(**{field: -0.5}) == f"{field} = -0.5 is not allowed: must be >= 0"
+    unit = "ns" if field == "dram_latency_ns" else "pJ"
+    assert _error(**{field: -0.5}) == f"{field} = -0.5 is not allowed: must be 0..1000000 {unit}"
     assert getattr(HardwareSpec(**{field: 0.0}), field) == 0.0
 
 
@@ -314,7 +319,7 @@ def test_with_overrides_bad_values(item, message):
 
 def test_with_overrides_validates_the_result():
     """Parsed values still go through validation (rows=0, n > m)."""
-    with pytest.raises(SpecError, match=r"^rows = 0 is not allowed: must be a positive integer$"):
+    with pytest.raises(SpecError, match=r"^rows = 0 is not allowed: must be 1\.\.512 PEs$"):
         HardwareSpec().with_overrides(["rows=0"])
     with pytest.raises(SpecError, match=r"^n = 5 is not allowed with m = 4"):
         HardwareSpec().with_overrides(["n=5"])
@@ -350,15 +355,18 @@ def test_preset_shapes():
 
 
 def test_load_spec_default_and_none():
-    """No --hw (None or empty) means the default preset."""
+    """No --hw (None) means the default preset; an empty or blank one is a mistake."""
     assert load_spec() == load_spec("default") == load_spec(None)
-    assert load_spec("").name == "default"
+    for hw in ("", "  "):
+        with pytest.raises(SpecError, match=r"^--hw '\s*' is not allowed: give a preset name"):
+            load_spec(hw)
 
 
 def test_load_spec_with_overrides():
     """Overrides apply on top of the preset."""
     s = load_spec("tiny", ["rows=8", "clock_mhz=100"])
-    assert (s.rows, s.cols, s.clock_mhz, s.name) == (8, 4, 100.0, "tiny")
+    assert (s.rows, s.cols, s.clock_mhz) == (8, 4, 100.0)
+    assert s.name.startswith("tiny-")           # marked as overridden (mark_overridden)
 
 
 def test_load_spec_toml_file():
@@ -441,3 +449,200 @@ def test_infinite_values_are_rejected(field):
     """A non-finite clock or latency is a SpecError naming the field, not a crash later."""
     with pytest.raises(SpecError, match=rf"^{field} = inf is not allowed"):
         HardwareSpec(**{field: float("inf")})
+
+
+# ------------------------------------------------------------------ bounds
+SECTIONS = {"": HardwareSpec, "spgemm.": SpgemmSpec, "moe.": MoeSpec, "train.": TrainSpec}
+
+
+def _build(dotted: str, value):
+    """A default spec with one field (``rows`` or ``spgemm.pes``) set, through the typed path."""
+    head, dot, sub = dotted.partition(".")
+    if not dot:
+        return HardwareSpec(**{head: value})
+    section = {"spgemm": SpgemmSpec, "moe": MoeSpec, "train": TrainSpec}[head]
+    return HardwareSpec(**{head: section(**{sub: value})})
+
+
+def test_every_field_but_booleans_has_a_bound():
+    """Each spec class bounds every field that is not a bool or a section, so a new field
+    cannot slip in unbounded (the bad-input tests are generated from these bounds)."""
+    for prefix, cls in SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            typ = type(getattr(cls(), f.name))
+            if typ is bool or issubclass(typ, Section):
+                assert f.name not in cls.BOUNDS
+            else:
+                assert f.name in cls.BOUNDS, prefix + f.name
+                assert isinstance(cls.BOUNDS[f.name], Text if typ is str else Bound), prefix + f.name
+    assert set(spec_bounds()) == {p + k for p, cls in SECTIONS.items() for k in cls.BOUNDS}
+
+
+@pytest.mark.parametrize("dotted", [k for k, b in spec_bounds().items() if isinstance(b, Bound)])
+def test_numeric_bounds_are_inclusive_and_enforced(dotted):
+    """Both ends of every numeric bound are accepted (when the cross-field rules allow) and
+    one step beyond either end is refused with the field, the value and the range."""
+    b = spec_bounds()[dotted]
+    head, _, sub = dotted.partition(".")
+    cls = {"spgemm": SpgemmSpec, "moe": MoeSpec, "train": TrainSpec}[head] if sub else HardwareSpec
+    is_int = field_types(cls)[sub or head] is int
+    lows = [b.low - 1] if is_int else [b.low - 1, b.low / 2 if b.low > 0 else -1e-9]
+    highs = [b.high + 1] if is_int else [b.high * 1.5, 1e308]
+    for v in lows + highs + [float("nan")] * (not is_int):
+        with pytest.raises(SpecError) as info:
+            _build(dotted, v)
+        msg = str(info.value)
+        assert msg.startswith(f"{dotted} = "), msg
+        assert "\n" not in msg
+        if not (isinstance(v, float) and math.isnan(v)):
+            assert msg.endswith(f"is not allowed: must be {b.allowed()}"), msg
+    # the ends themselves, where the other fields' defaults permit them
+    for v in (b.low, b.high):
+        try:
+            s = _build(dotted, v)
+        except SpecError as exc:
+            assert not str(exc).startswith(f"{dotted} = {v} is not allowed: must be {b.allowed()}")
+        else:
+            head, _, sub = dotted.partition(".")
+            assert (getattr(getattr(s, head), sub) if sub else getattr(s, head)) == v
+
+
+@pytest.mark.parametrize("value, shown", [
+    (10 ** 400, "<a 1329-bit integer>"), (2 ** 100, "<a 101-bit integer>"), (10 ** 12, "1000000000000"),
+    ("x" * 100, "'" + "x" * 56 + "..."), ("a\nb", "'a\\nb'"), (1e308, "1e+308"),
+])
+def test_show_keeps_messages_short_and_on_one_line(value, shown):
+    """Values in messages: huge integers by bit length (Python cannot print 4300+ digits),
+    long texts cut, control characters escaped."""
+    assert show(value) == shown
+
+
+@pytest.mark.parametrize("dotted, value, message", [
+    ("clock_mhz", 1e308, "clock_mhz = 1e+308 is not allowed: must be 1..5000 MHz"),
+    ("dram_bandwidth_gbps", 5e-324, "dram_bandwidth_gbps = 5e-324 is not allowed: must be 0.001..1000000000 GB/s"),
+    ("dram_latency_ns", 1e308, "dram_latency_ns = 1e+308 is not allowed: must be 0..1000000 ns"),
+    ("e_mac_pj", 1e308, "e_mac_pj = 1e+308 is not allowed: must be 0..1000000 pJ"),
+    ("clock_mhz", 10 ** 400, "clock_mhz = <a 1329-bit integer> is not allowed: must be 1..5000 MHz"),
+    ("rows", 100000, "rows = 100000 is not allowed: must be 1..512 PEs"),
+    ("spgemm.pes", 10 ** 12, "spgemm.pes = 1000000000000 is not allowed: must be 1..65536 PEs"),
+    ("moe.queue_depth", 10 ** 8, "moe.queue_depth = 100000000 is not allowed: must be 1..65536 tokens"),
+    ("name", "", "name = '' is not allowed: must be 1..512 characters without control characters"),
+    ("description", "two\nlines", "description = 'two\\nlines' is not allowed: must be 0..8192 characters "
+                                  "without control characters"),
+])
+def test_the_issue_s_extreme_values_are_refused(dotted, value, message):
+    """The values of issue 8 that crashed or produced Infinity are refused by the spec."""
+    with pytest.raises(SpecError) as info:
+        _build(dotted, value)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("clock_mhz=1e400", "clock_mhz = inf is not allowed: must be a finite number"),
+    ("clock_mhz=nan", "clock_mhz = nan is not allowed: must be a finite number"),
+    ("rows=" + "9" * 5000, "--set rows='" + "9" * 56 + "... is not allowed: rows must be a number of at most 4000 "
+                           "characters"),
+    ("spgemm.pes=1e3", "--set spgemm.pes='1e3' is not allowed: spgemm.pes must be of type int"),
+    ("name=a\tb", "name = 'a\\tb' is not allowed: must be 1..512 characters without control characters"),
+])
+def test_set_values_out_of_bounds(assignment, message):
+    """--set values are parsed, then bounded like any other source."""
+    with pytest.raises(SpecError) as info:
+        HardwareSpec().with_overrides([assignment])
+    assert str(info.value) == message
+
+
+def test_every_preset_is_inside_the_bounds():
+    """The presets sit inside every bound (a bound that refused a shipped machine would be
+    too tight)."""
+    for name in list_presets():
+        s = load_spec(name)
+        for dotted, b in spec_bounds().items():
+            head, _, sub = dotted.partition(".")
+            assert b.ok(getattr(getattr(s, head), sub) if sub else getattr(s, head)), (name, dotted)
+
+
+def test_hash_table_larger_than_its_scratchpad_is_refused():
+    """table_entries x entry bytes must fit scratchpad_kib: 8192 8-byte tokens fill 64 KiB
+    exactly; one power of two more does not fit; wider keys need more bytes per entry."""
+    assert SpgemmSpec(table_entries=8192, scratchpad_kib=64).entry_bytes == 8
+    with pytest.raises(SpecError) as info:
+        SpgemmSpec(table_entries=16384, scratchpad_kib=64)
+    assert str(info.value) == (
+        "spgemm.table_entries = 16384 is not allowed: a table of 16384 entries of 8 bytes needs 131072 bytes, "
+        "more than spgemm.scratchpad_kib = 64 KiB (65536 bytes) that holds it: lower table_entries or raise "
+        "scratchpad_kib")
+    with pytest.raises(SpecError, match=r"entries of 16 bytes needs 131072 bytes"):
+        SpgemmSpec(table_entries=8192, key_width=64, value_width=64, scratchpad_kib=64)
+    assert SpgemmSpec(table_entries=8192, key_width=64, value_width=64, scratchpad_kib=128).entry_bytes == 16
+    with pytest.raises(SpecError, match=r"^spgemm.table_entries = 8192 is not allowed: a table"):
+        HardwareSpec().with_overrides(["spgemm.scratchpad_kib=32", "spgemm.table_entries=8192"])
+
+
+def test_docs_list_every_bound():
+    """docs/spec.md's bounds table is the code's, row for row (field, range, reason)."""
+    text = (Path(__file__).parent.parent / "docs" / "spec.md").read_text()
+    for dotted, b in spec_bounds().items():
+        allowed = b.allowed()
+        allowed = allowed[len("must be "):] if allowed.startswith("must be ") else allowed
+        assert f"| `{dotted}` | {allowed} | {b.why} |" in text, dotted
+
+
+# ------------------------------------------------------------------ malformed spec files
+@pytest.mark.parametrize("content, message", [
+    (b"rows = 8\n\xff\xfe\x00garbage", "is not UTF-8 text (byte 9 is 0xff): a TOML spec file is UTF-8"),
+    ("description = 'caf\u00e9'\n".encode("latin-1"), "is not UTF-8 text (byte 18 is 0xe9): a TOML spec file is UTF-8"),
+    (b"a = " + b"[" * 5000 + b"]" * 5000, "is not allowed: its tables or arrays are nested too deeply for a spec "
+                                          "(a spec has one level of sections)"),
+    (b"rows = " + b"9" * 5000, "is not valid TOML: Exceeds the limit (4300 digits) for integer string conversion"),
+    (b"rows = 8\nrows = 9\n", "is not valid TOML: Cannot overwrite a value (at line 2, column 9)"),
+])
+def test_malformed_spec_files_are_one_line_naming_the_file(tmp_path, content, message):
+    """Binary, Latin-1, deeply nested and oversized-number TOML: one line naming the file."""
+    p = tmp_path / "bad.toml"
+    p.write_bytes(content)
+    with pytest.raises(SpecError) as info:
+        load_spec(str(p))
+    msg = str(info.value)
+    assert "\n" not in msg and str(p) in msg
+    assert message in msg
+
+
+def test_spec_file_that_is_a_folder_or_too_big(tmp_path):
+    """A folder is called a folder (not 'no such file'); a file over 1 MiB is refused before
+    it is read; a FIFO is not a regular file (reading it could block forever)."""
+    import os
+
+    from sparseforge.spec.hardware import MAX_SPEC_FILE_BYTES
+
+    folder = tmp_path / "dir.toml"
+    folder.mkdir()
+    with pytest.raises(SpecError, match=r"is a folder, not a TOML file"):
+        load_spec(str(folder))
+    with pytest.raises(SpecError, match=r"is a folder, not a TOML file"):
+        load_spec(str(tmp_path) + "/")
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * MAX_SPEC_FILE_BYTES + "\n")
+    with pytest.raises(SpecError, match=rf"is {MAX_SPEC_FILE_BYTES + 3} bytes, which is not allowed: a spec file "
+                                        rf"is at most {MAX_SPEC_FILE_BYTES} bytes$"):
+        load_spec(str(big))
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(SpecError, match=r"is not a regular file"):
+        load_spec(str(fifo))
+    with pytest.raises(SpecError, match=r"cannot be read: "):
+        load_spec(str(big) + "/x.toml")          # a component of the path is a file
+    with pytest.raises(SpecError, match=r"cannot be read: "):
+        load_spec("/" + "x" * 5000 + ".toml")     # longer than the system allows
+
+
+def test_spec_file_out_of_bounds_names_the_field(tmp_path):
+    """A TOML value out of bounds (an integer too large for a float conversion, too) is the
+    field's one-line error."""
+    p = tmp_path / "huge.toml"
+    p.write_text("clock_mhz = " + "9" * 400 + "\n")
+    with pytest.raises(SpecError, match=r"^clock_mhz = <a 1329-bit integer> is not allowed: must be 1\.\.5000 MHz$"):
+        load_spec(str(p))
+    p.write_text("[spgemm]\npes = 1000000000000\n")
+    with pytest.raises(SpecError, match=r"^spgemm\.pes = 1000000000000 is not allowed: must be 1\.\.65536 PEs$"):
+        load_spec(str(p))

@@ -19,9 +19,8 @@ from sparseforge.dataflow.spgemm import (
 from sparseforge.models.matrices import (
     MatrixError, canonical, check_product_shapes, golden_spgemm, load_matrix, read_metis,
 )
-from sparseforge.sim.spgemm import (
-    ALL_VARIANTS, _bank_recursion, compare_dataflows, simulate_spgemm, smash_row_timing, unit_row_cycles,
-)
+from sparseforge.sim.spgemm import ALL_VARIANTS, _bank_recursion, compare_dataflows, simulate_spgemm, smash_row_timing
+from sparseforge.sim.units.hashmerge import unit_row_cycles
 from sparseforge.spec import HardwareSpec, SpecError
 
 DATA = Path(__file__).parent / "data" / "spgemm"
@@ -310,12 +309,14 @@ def test_spills_cost_traffic_not_correctness(minilm):
 
 # ------------------------------------------------------------------ spec
 @pytest.mark.parametrize("field,value,message", [
-    ("table_entries", 1, "spgemm.table_entries = 1 is not allowed: must be at least 2 (one entry always stays empty)"),
-    ("table_entries", 48, "spgemm.table_entries = 48 is not allowed: must be a power of two"),
+    ("table_entries", 1, "spgemm.table_entries = 1 is not allowed: must be a power of two in 2..16777216 entries "
+                         "(one entry always stays empty)"),
+    ("table_entries", 48, "spgemm.table_entries = 48 is not allowed: must be a power of two in 2..16777216 entries "
+                          "(one entry always stays empty)"),
     ("smash", "v4", "spgemm.smash = 'v4' is not allowed: choose one of v1, v2, v3, unit"),
     ("hash_bits", "mid", "spgemm.hash_bits = 'mid' is not allowed: choose one of high, low"),
     ("hash_multiplier", 2**32 + 1, "spgemm.hash_multiplier = 4294967297 is not allowed: must be below 2^key_width = 2^32"),
-    ("window", 0, "spgemm.window = 0 is not allowed: must be a positive integer"),
+    ("window", 0, "spgemm.window = 0 is not allowed: must be 1..1048576 rows"),
 ])
 def test_spec_validation(field, value, message):
     """Bad [spgemm] values raise SpecError naming the dotted field, value and rule."""

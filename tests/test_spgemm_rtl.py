@@ -6,8 +6,8 @@ through the emitted Verilog and checks
 
 - the merged row (drained entries + spilled products) against SciPy's ``A @ B``, bit-exactly;
 - the exact output and spill streams against the simulator's placement (insertion order);
-- the measured cycles and input stalls per row against :func:`sim.spgemm.unit_row_cycles`
-  and :func:`sim.spgemm.unit_row_stalls`, exactly (the simulator models the unit's
+- the measured cycles and input stalls per row against :func:`sim.units.hashmerge.unit_row_cycles`
+  and :func:`sim.units.hashmerge.unit_row_stalls`, exactly (the simulator models the unit's
   probe-per-cycle mechanism).
 """
 
@@ -22,7 +22,7 @@ import scipy.sparse as sp
 import sparseforge.hwgen.emit as emit
 from sparseforge.dataflow.spgemm import expand_products, place_rows
 from sparseforge.models.matrices import builtin_available, canonical, golden_spgemm, load_matrix
-from sparseforge.sim.spgemm import unit_row_cycles, unit_row_stalls
+from sparseforge.sim.units.hashmerge import unit_row_cycles, unit_row_stalls
 from sparseforge.spec import HardwareSpec
 from tests.rtl.harness import run_bench
 

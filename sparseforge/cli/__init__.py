@@ -1,5 +1,6 @@
-"""The ``sparseforge`` command line: the roof of the package, a thin layer over the API."""
+"""The ``sparseforge`` command line: the roof of the package, a thin layer over the API
+(:mod:`sparseforge.api`). One module per command, options shared in :mod:`.options`."""
 
-from .main import build_parser, main
+from .main import COMMANDS, build_parser, main
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "COMMANDS"]

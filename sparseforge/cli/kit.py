@@ -1,21 +1,20 @@
-"""Small helpers shared by the command-line front ends."""
+"""Small helpers shared by the commands: the CLI's error type and its one-line messages,
+progress lines, and the file writer (:mod:`sparseforge.fileio`)."""
 
 from __future__ import annotations
 
-import os
+import functools
 import sys
-import tempfile
-from pathlib import Path
+from typing import Callable
 
+from ..api import UserError
 from ..errors import InputError
+from ..fileio import os_reason, write_atomic
 
-__all__ = ["UserError", "progress", "write_atomic", "emit_report"]
+__all__ = ["UserError", "progress", "write_atomic", "command", "cli_message", "os_message", "OPTION_NAMES"]
 
-
-class UserError(InputError):
-    """A mistake in the command line or its inputs: the CLI prints the message as one line
-    (``sparseforge: error: ...``) and exits with status 2. Name the field or option, the
-    value and what is allowed."""
+#: API arguments whose command-line option is not ``--`` + the name with '-' for '_'
+OPTION_NAMES = {"input_shapes": "--input-shape", "freq_mhz": "--freq"}
 
 
 def progress(msg: str) -> None:
@@ -23,27 +22,31 @@ def progress(msg: str) -> None:
     print(f"[sparseforge] {msg}", file=sys.stderr, flush=True)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, so a failure
-    never leaves a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+def cli_message(exc: InputError) -> str:
+    """The one line the CLI prints for a user error: the message's first line, with the API
+    argument it starts with named as its option (``dataflow 'x' ...`` -> ``--dataflow 'x' ...``)."""
+    text = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+    param = getattr(exc, "param", None)
+    if param and text.startswith(param):
+        text = OPTION_NAMES.get(param, "--" + param.replace("_", "-")) + text[len(param):]
+    return text
 
 
-def emit_report(text: str, output: str | None) -> int:
-    """Print a command's report, or write it atomically to ``output`` (``--output``);
-    returns the command's exit status (0)."""
-    if output:
-        write_atomic(Path(output), text + "\n")
-        progress(f"wrote {output}")
-    else:
-        print(text)
-    return 0
+def os_message(exc: OSError) -> str:
+    """One line for a file-system error: the path(s) and the operating system's reason."""
+    where = " -> ".join(repr(str(f)) for f in (exc.filename, exc.filename2) if f is not None)
+    return f"{where}: {os_reason(exc)}" if where else os_reason(exc)
+
+
+def command(func: Callable[..., int]) -> Callable[..., int]:
+    """Make ``func`` (a command: arguments in, exit status out) raise every user mistake as
+    a :class:`UserError` with the CLI's one-line message, whatever layer found it."""
+
+    @functools.wraps(func)
+    def run(*args, **kwargs) -> int:
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            raise UserError(cli_message(exc)) from None
+
+    return run

@@ -21,14 +21,15 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
-from .base import Section, SpecError, check_type, field_types, parse_value
+from .base import Bound, Section, SpecError, Text, check_bounds, check_type, field_types, parse_value, show
 from .moe import MoeSpec
 from .spgemm import SpgemmSpec
 from .train import TrainSpec
 
-__all__ = ["SpecError", "HardwareSpec", "SpgemmSpec", "MoeSpec", "TrainSpec", "load_spec", "list_presets", "preset_path"]
+__all__ = ["SpecError", "HardwareSpec", "SpgemmSpec", "MoeSpec", "TrainSpec", "load_spec", "list_presets",
+           "preset_path", "mark_overridden", "spec_bounds", "MAX_SPEC_FILE_BYTES"]
 
 
 DATAFLOWS = ("weight-stationary", "output-stationary", "switchable")
@@ -81,6 +82,33 @@ class HardwareSpec:
     moe: MoeSpec = field(default_factory=MoeSpec)
     train: TrainSpec = field(default_factory=TrainSpec)
 
+    #: field -> its :class:`~.base.Bound` or :class:`~.base.Text` (docs/spec.md lists them): every
+    #: bound keeps cycles, times, traffic and energy finite and every structure allocatable
+    BOUNDS: ClassVar[Mapping[str, Bound | Text]] = {
+        "name": Text(1, 512, why="printed on one line; design folders are named after it"),
+        "description": Text(0, 8192, why="printed on one line"),
+        "rows": Bound(1, 512, "PEs", why="twice TPU v1's 256 x 256"),
+        "cols": Bound(1, 512, "PEs", why="twice TPU v1's 256 x 256"),
+        "n": Bound(1, 64, note="and n <= m", why="N:M keeps n of every m weights"),
+        "m": Bound(1, 64, why="an in-group index of at most 6 bits"),
+        "act_width": Bound(2, 32, "bits", why="signed operands; products fit the 64-bit accumulator"),
+        "weight_width": Bound(2, 32, "bits", why="signed operands; products fit the 64-bit accumulator"),
+        "max_k": Bound(1, 1 << 60, note="and acc_width <= 64 bits",
+                       why="the accumulator is sized for max_k products and has at most 64 bits"),
+        "dataflow": Text(choices=DATAFLOWS, why="the two engines, or the faster one per GEMM"),
+        "clock_mhz": Bound(1, 5000, "MHz", why="1 MHz (slow FPGA designs) to 5 GHz (the fastest CPUs)"),
+        "weight_buffer_kib": Bound(1, 1 << 20, "KiB", why="1 GiB: more than any FPGA's on-chip memory"),
+        "input_buffer_kib": Bound(1, 1 << 20, "KiB", why="1 GiB: more than any FPGA's on-chip memory"),
+        "output_buffer_kib": Bound(1, 1 << 20, "KiB", why="1 GiB: more than any FPGA's on-chip memory"),
+        "dram_bandwidth_gbps": Bound(0.001, 1e9, "GB/s",
+                                     why="from 1 MB/s; the top (HBM3 gives about 1000) stands in for unlimited "
+                                         "bandwidth in ideal-memory studies"),
+        "dram_latency_ns": Bound(0, 1_000_000, "ns", why="up to 1 ms (DDR4: about 100 ns)"),
+        "e_mac_pj": Bound(0, 1_000_000, "pJ", why="1 uJ per event: far above any published figure"),
+        "e_sram_pj_per_byte": Bound(0, 1_000_000, "pJ", why="1 uJ per event: far above any published figure"),
+        "e_dram_pj_per_byte": Bound(0, 1_000_000, "pJ", why="1 uJ per event: far above any published figure"),
+    }
+
     def __post_init__(self) -> None:
         for name, typ in field_types(type(self)).items():
             value = getattr(self, name)
@@ -89,24 +117,9 @@ class HardwareSpec:
                 object.__setattr__(self, name, typ.from_mapping(value, source="spec"))
                 continue
             check_type(name, value, typ)
-        _positive_int(self, "rows", "cols", "n", "m", "max_k")
-        _positive_int(self, "weight_buffer_kib", "input_buffer_kib", "output_buffer_kib")
-        for name in ("act_width", "weight_width"):
-            v = getattr(self, name)
-            if not 2 <= v <= 32:
-                raise SpecError(f"{name} = {v} is not allowed: operand widths must be 2..32 bits")
+        check_bounds(self, self.BOUNDS)
         if self.n > self.m:
             raise SpecError(f"n = {self.n} is not allowed with m = {self.m}: N:M sparsity needs 1 <= n <= m")
-        if self.m > 64:
-            raise SpecError(f"m = {self.m} is not allowed: group size must be at most 64")
-        if self.dataflow not in DATAFLOWS:
-            raise SpecError(f"dataflow = {self.dataflow!r} is not allowed: choose one of {', '.join(DATAFLOWS)}")
-        for name in ("clock_mhz", "dram_bandwidth_gbps"):
-            if not getattr(self, name) > 0:
-                raise SpecError(f"{name} = {getattr(self, name)} is not allowed: must be > 0")
-        for name in ("dram_latency_ns", "e_mac_pj", "e_sram_pj_per_byte", "e_dram_pj_per_byte"):
-            if not getattr(self, name) >= 0:
-                raise SpecError(f"{name} = {getattr(self, name)} is not allowed: must be >= 0")
         if self.acc_width > 64:
             raise SpecError(
                 f"max_k = {self.max_k} is not allowed with {self.act_width}-bit activations and "
@@ -206,7 +219,7 @@ class HardwareSpec:
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             if key not in types:
-                raise SpecError(f"unknown field {key!r} in {source}: allowed fields are {_allowed(cls)}")
+                raise SpecError(f"unknown field {show(key)} in {source}: allowed fields are {_allowed(cls)}")
             section = types[key]
             if isinstance(section, type) and issubclass(section, Section) and not isinstance(value, Section):
                 value = section.from_mapping(value, source=source)
@@ -222,19 +235,19 @@ class HardwareSpec:
             key, sep, raw = item.partition("=")
             key = key.strip()
             if not sep:
-                raise SpecError(f"--set {item!r} is not allowed: write key=value")
+                raise SpecError(f"--set {show(item)} is not allowed: write key=value")
             head, dot, sub = key.partition(".")
             section = types.get(head)
             is_section = isinstance(section, type) and issubclass(section, Section)
             if dot and is_section:
                 sub_types = field_types(section)
                 if sub not in sub_types:
-                    raise SpecError(f"unknown field {key!r} in --set: allowed fields are "
+                    raise SpecError(f"unknown field {show(key)} in --set: allowed fields are "
                                     + ", ".join(f"{head}.{k}" for k in sorted(sub_types)))
                 section_changes.setdefault(head, {})[sub] = parse_value(key, raw.strip(), sub_types[sub])
                 continue
             if key not in types or is_section:
-                raise SpecError(f"unknown field {key!r} in --set: allowed fields are {_allowed(type(self))}")
+                raise SpecError(f"unknown field {show(key)} in --set: allowed fields are {_allowed(type(self))}")
             changes[key] = parse_value(key, raw.strip(), types[key])
         for head, sub in section_changes.items():
             changes[head] = dataclasses.replace(getattr(self, head), **sub)
@@ -248,13 +261,6 @@ def _allowed(cls: type) -> str:
     plain = sorted(k for k, t in types.items() if not (isinstance(t, type) and issubclass(t, Section)))
     sections = sorted(k for k in types if k not in plain)
     return ", ".join(plain) + "; sections " + ", ".join(f"{k}.*" for k in sections)
-
-
-def _positive_int(spec: HardwareSpec, *names: str) -> None:
-    for name in names:
-        v = getattr(spec, name)
-        if v < 1:
-            raise SpecError(f"{name} = {v} is not allowed: must be a positive integer")
 
 
 def list_presets() -> dict[str, str]:
@@ -271,26 +277,142 @@ def preset_path(name: str) -> Path:
     return Path(str(resources.files("sparseforge.spec.presets").joinpath(f"{name}.toml")))
 
 
+def spec_bounds() -> dict[str, Bound | Text]:
+    """Every bounded field of the spec, top level first, then each section's as
+    ``section.field``: its :class:`~.base.Bound` (numbers) or :class:`~.base.Text` (text and
+    choices). Booleans and the sections themselves have none. docs/spec.md lists the same
+    table; the bad-input tests are generated from it."""
+    out: dict[str, Bound | Text] = dict(HardwareSpec.BOUNDS)
+    for name, typ in field_types(HardwareSpec).items():
+        if isinstance(typ, type) and issubclass(typ, Section):
+            out.update({f"{name}.{k}": b for k, b in typ.BOUNDS.items()})
+    return out
+
+
+#: largest spec file :func:`load_spec` reads (the presets are below 3 KiB)
+MAX_SPEC_FILE_BYTES = 1 << 20
+
+
+def _read_spec_file(hw: str) -> str:
+    """The text of the spec file ``hw``; :class:`SpecError` naming the file and what is wrong
+    when it is missing, a folder or another non-file, unreadable, too large, or not UTF-8."""
+    import os
+    import stat
+
+    try:
+        st = os.stat(hw)
+    except FileNotFoundError:
+        raise SpecError(f"--hw {show(hw, 1000)}: no such file") from None
+    except (OSError, ValueError) as exc:     # too long, a component is a file, embedded NUL ...
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SpecError(f"--hw {show(hw, 1000)} cannot be read: {why}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise SpecError(f"--hw {show(hw, 1000)} is a folder, not a TOML file: give a .toml file or a preset name")
+    if not stat.S_ISREG(st.st_mode):
+        raise SpecError(f"--hw {show(hw, 1000)} is not a regular file: give a .toml file or a preset name")
+    if st.st_size > MAX_SPEC_FILE_BYTES:
+        raise SpecError(f"--hw {show(hw, 1000)} is {st.st_size} bytes, which is not allowed: a spec file is at most "
+                        f"{MAX_SPEC_FILE_BYTES} bytes")
+    try:
+        with open(hw, "rb") as f:
+            raw = f.read(MAX_SPEC_FILE_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(f"--hw {show(hw, 1000)} cannot be read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_SPEC_FILE_BYTES:
+        raise SpecError(f"--hw {show(hw, 1000)} is larger than {MAX_SPEC_FILE_BYTES} bytes, which is not allowed "
+                        "for a spec file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"--hw {show(hw, 1000)} is not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x}): "
+                        "a TOML spec file is UTF-8") from None
+
+
 def load_spec(hw: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> HardwareSpec:
     """Resolve ``--hw`` (a preset name or a TOML file path; the default preset when None)
-    and apply ``--set`` overrides."""
-    hw = hw or "default"
+    and apply ``--set`` overrides; a spec they change is renamed and its description
+    extended (:func:`mark_overridden`)."""
+    if hw is None:
+        hw = "default"
+    if not isinstance(hw, str) or not hw.strip() or not hw.isprintable():
+        raise SpecError(f"--hw {show(hw)} is not allowed: give a preset name (see `sparseforge presets`) "
+                        "or a .toml file")
     if hw.endswith(".toml") or "/" in hw or Path(hw).suffix:
-        path = Path(hw)
-        if not path.is_file():
-            raise SpecError(f"--hw {hw!r}: no such file")
-        source = str(path)
-        text = path.read_text()
+        source, text = str(Path(hw)), _read_spec_file(hw)
     else:
         presets = list_presets()
         if hw not in presets:
-            raise SpecError(f"--hw {hw!r} is not a known preset: choose one of {', '.join(presets)} or give a .toml file")
+            raise SpecError(f"--hw {show(hw)} is not a known preset: choose one of {', '.join(presets)} "
+                            "or give a .toml file")
         source = f"preset {hw}"
-        text = preset_path(hw).read_text()
+        text = preset_path(hw).read_text(encoding="utf-8")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{source} is not valid TOML: {exc}") from None
+        raise SpecError(f"{source} is not valid TOML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise SpecError(f"{source} is not allowed: its tables or arrays are nested too deeply for a spec "
+                        "(a spec has one level of sections)") from None
+    except ValueError as exc:               # e.g. an integer of more than 4300 digits
+        raise SpecError(f"{source} is not valid TOML: {str(exc).splitlines()[0]}") from None
     data.setdefault("name", Path(hw).stem)
     spec = HardwareSpec.from_mapping(data, source=source)
-    return spec.with_overrides(overrides) if overrides else spec
+    return mark_overridden(spec, spec.with_overrides(overrides)) if overrides else spec
+
+
+# -------------------------------------------------------------------- overridden specs
+#: longest name :func:`mark_overridden` builds from field names and values; longer ones
+#: become ``<base>-set-<digest[:8]>`` (design folders are named ``<spec name>-<design>``
+#: and allow 64 characters)
+_MARKED_NAME_MAX = 40
+
+
+def _flat(spec: HardwareSpec) -> dict[str, Any]:
+    """Every field as ``key`` or ``section.key`` -> value."""
+    out: dict[str, Any] = {}
+    for key, value in spec.to_dict().items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
+
+
+def _name_part(text: str) -> str:
+    """``text`` with only letters, digits and '_' (a '.' in a number becomes 'p': 2.5 -> 2p5)."""
+    return "".join(c if c.isascii() and (c.isalnum() or c == "_") else "p" if c == "." else "_" for c in text)
+
+
+def _value_text(value: Any) -> str:
+    """A value as the name shows it: floats without a trailing '.0' (250.0 -> 250)."""
+    text = repr(value) if isinstance(value, float) else str(value)
+    return text[:-2] if isinstance(value, float) and text.endswith(".0") else text
+
+
+def mark_overridden(base: HardwareSpec, spec: HardwareSpec) -> HardwareSpec:
+    """Mark ``spec``, made from ``base`` by overrides (``--set`` or keyword overrides), as
+    overridden. The rule: every hardware field whose value differs from ``base`` is listed,
+    in field order, in
+
+    - the name: ``<base name>-<field><value>-...`` with only letters, digits, '_' and '-'
+      (a section's '.' becomes '_', a number's '.' becomes 'p'), e.g. ``tiny-rows2``,
+      ``default-clock_mhz250p5``, ``default-spgemm_pes8``; if that is longer than 40
+      characters, ``<base name>-set-<first 8 digits of the digest>``;
+    - the description: ``<base description> [overridden: rows=2, clock_mhz=250.5]``.
+
+    A name or description that the overrides set themselves is kept as given. A spec whose
+    hardware fields equal ``base``'s keeps ``base``'s name and description. The digest does
+    not change (it leaves out name and description)."""
+    old, new = _flat(base), _flat(spec)
+    changed = [k for k in new if k not in _NON_HARDWARE and new[k] != old[k]]
+    if not changed:
+        return spec
+    changes: dict[str, Any] = {}
+    if spec.name == base.name:
+        name = base.name + "".join(f"-{_name_part(k.replace('.', '_'))}{_name_part(_value_text(new[k]))}"
+                                   for k in changed)
+        changes["name"] = name if len(name) <= _MARKED_NAME_MAX else f"{base.name}-set-{spec.digest[:8]}"
+    if spec.description == base.description:
+        listed = ", ".join(f"{k}={new[k]!r}" if isinstance(new[k], str) else f"{k}={new[k]}" for k in changed)
+        changes["description"] = f"{base.description} [overridden: {listed}]".lstrip()
+    return spec.replace(**changes) if changes else spec

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .base import Section
+from .base import Bound, Section
 
 __all__ = ["MoeSpec"]
 
@@ -41,10 +41,12 @@ class MoeSpec(Section):
     gate_width: int = 16                # bits of a queued gate value (fraction bits)
     onchip_kib: int = 4864              # device on-chip memory (ZCU104 BRAM + URAM)
 
-    def validate(self) -> None:
-        self.positive("expert_buffers", "expert_buffer_kib", "cached_experts", "queue_depth", "gate_width",
-                      "onchip_kib")
-        if self.expert_buffers > 4:
-            self.fail("expert_buffers", "must be 1..4 (2 is ping-pong)")
-        if self.gate_width > 32:
-            self.fail("gate_width", "must be 1..32 bits")
+    BOUNDS = {
+        "expert_buffers": Bound(1, 4, note="2 is ping-pong", why="the scheduler RTL walks at most 4 buffers"),
+        "expert_buffer_kib": Bound(1, 1 << 20, "KiB", why="1 GiB: more than any FPGA's on-chip memory"),
+        "cached_experts": Bound(1, 4096, why="the cache baseline keeps an LRU list of this many slots per layer"),
+        "queue_depth": Bound(1, 1 << 16, "tokens",
+                             why="a queue holds one frame's tokens, and a frame has at most 65536 (models.moe)"),
+        "gate_width": Bound(1, 32, "bits", why="a queued gate is an unsigned fixed-point fraction of at most 32 bits"),
+        "onchip_kib": Bound(1, 1 << 24, "KiB", why="16 GiB: beyond any device's on-chip memory"),
+    }

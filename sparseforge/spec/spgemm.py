@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .base import Section
+from .base import Bound, Section, Text
 
 __all__ = ["SpgemmSpec", "SMASH_VERSIONS"]
 
@@ -52,23 +52,45 @@ class SpgemmSpec(Section):
         sequence ends at its key or at an empty entry."""
         return self.table_entries - 1
 
+    BOUNDS = {
+        "pes": Bound(1, 1 << 16, "PEs", why="the simulator keeps per-PE arrays; 65536 cores is a large PIUMA"),
+        "window": Bound(1, 1 << 20, "rows", why="a window of up to 1M rows of A"),
+        "table_entries": Bound(2, 1 << 24, "entries", note="one entry always stays empty", power_of_two=True,
+                               why="16M entries: 128 MiB of 8-byte tokens, more than a scratchpad holds"),
+        "banks": Bound(1, 64, power_of_two=True,
+                       why="the V3 simulation keeps a (rows x banks) state; scratchpads have a few banks"),
+        "hash_multiplier": Bound(1, (1 << 64) - 1, note="odd, below 2^key_width",
+                                 why="a multiplicative hash modulo 2^key_width"),
+        "hash_bits": Text(choices=("high", "low"), why="the modelled hash functions"),
+        "probe": Text(choices=("linear",), why="the modelled collision policy"),
+        "smash": Text(choices=SMASH_VERSIONS, why="the modelled SMASH versions"),
+        "key_width": Bound(8, 64, "bits", why="one to eight bytes"),
+        "value_width": Bound(8, 64, "bits", why="one to eight bytes"),
+        "scratchpad_kib": Bound(1, 1 << 16, "KiB", why="64 MiB per PE: beyond any core's scratchpad"),
+        "scratchpad_cycles": Bound(1, 1024, "cycles", why="a scratchpad answers in far fewer cycles"),
+        "atomic_cycles": Bound(1, 1024, "cycles", why="an atomic holds its bank for far fewer cycles"),
+        "dram_access_bytes": Bound(1, 4096, "bytes", why="a DRAM page"),
+        "overflow": Text(choices=("spill", "error"), why="the modelled overflow policies"),
+    }
+
+    @property
+    def entry_bytes(self) -> int:
+        """Bytes of one table entry: a key word and a value word (V1), or the token holding
+        both (V2, V3, the RTL unit); either way whole bytes of each."""
+        return -(-self.key_width // 8) + -(-self.value_width // 8)
+
     def validate(self) -> None:
-        self.positive("pes", "window", "scratchpad_kib", "scratchpad_cycles", "atomic_cycles", "dram_access_bytes")
-        self.power_of_two("table_entries", "banks")
-        if self.table_entries < 2:
-            self.fail("table_entries", "must be at least 2 (one entry always stays empty)")
         if self.banks > self.table_entries:
             self.fail("banks", f"must be at most table_entries = {self.table_entries}")
-        if self.hash_multiplier < 1 or self.hash_multiplier % 2 == 0:
+        if self.hash_multiplier % 2 == 0:
             self.fail("hash_multiplier", "must be a positive odd integer")
-        self.one_of("hash_bits", ("high", "low"))
-        self.one_of("probe", ("linear",))
-        self.one_of("smash", SMASH_VERSIONS)
-        for name in ("key_width", "value_width"):
-            if not 8 <= getattr(self, name) <= 64:
-                self.fail(name, "must be 8..64 bits")
         if self.table_bits > self.key_width:
             self.fail("table_entries", f"must be at most 2^key_width = 2^{self.key_width}")
         if self.hash_multiplier >= 1 << self.key_width:
             self.fail("hash_multiplier", f"must be below 2^key_width = 2^{self.key_width}")
-        self.one_of("overflow", ("spill", "error"))
+        table = self.table_entries * self.entry_bytes
+        if table > self.scratchpad_kib * 1024:
+            self.fail("table_entries", f"a table of {self.table_entries} entries of {self.entry_bytes} bytes needs "
+                                       f"{table} bytes, more than spgemm.scratchpad_kib = {self.scratchpad_kib} KiB "
+                                       f"({self.scratchpad_kib * 1024} bytes) that holds it: lower table_entries "
+                                       "or raise scratchpad_kib")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .base import Section
+from .base import Bound, Section
 
 __all__ = ["TrainSpec"]
 
@@ -29,9 +29,13 @@ class TrainSpec(Section):
     e_update_pj: float = 9.2          # per weight update: 2 FP32 FMAs (Horowitz 45 nm: 4.6 pJ each)
     e_sore_pj: float = 0.05           # per weight ranked: one magnitude compare (assumption)
 
-    def validate(self) -> None:
-        self.positive("sore_lanes", "update_lanes", "master_bytes", "optimizer_bytes", "grad_bytes",
-                      "sparse_weight_bytes")
-        for name in ("e_update_pj", "e_sore_pj"):
-            if getattr(self, name) < 0:
-                self.fail(name, "must be >= 0")
+    BOUNDS = {
+        "sore_lanes": Bound(1, 4096, "lanes", why="128 times SAT's 32 lanes"),
+        "update_lanes": Bound(1, 4096, "lanes", why="64 times the sat-vcu1525 preset's 64 lanes"),
+        "master_bytes": Bound(1, 8, "bytes", why="FP64 at most"),
+        "optimizer_bytes": Bound(1, 16, "bytes", why="Adam's two FP64 moments at most"),
+        "grad_bytes": Bound(1, 8, "bytes", why="FP64 at most"),
+        "sparse_weight_bytes": Bound(1, 8, "bytes", why="FP64 at most"),
+        "e_update_pj": Bound(0, 1_000_000, "pJ", why="1 uJ per event: far above any published figure"),
+        "e_sore_pj": Bound(0, 1_000_000, "pJ", why="1 uJ per event: far above any published figure"),
+    }

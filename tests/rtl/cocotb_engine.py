@@ -1,7 +1,7 @@
 """cocotb bench for the weight-stationary GEMM engine (``sf_engine``): loads the memories
 from the case file, runs the GEMM (one or more phases, each optionally accumulating onto the
 output memory), checks every output word bit-exactly and records the measured cycles, which
-:func:`sim.engine.run_cycles` predicts. Output word (nt, t) is at address ``nt * tokens + t``.
+:func:`sim.units.engine.run_cycles` predicts. Output word (nt, t) is at address ``nt * tokens + t``.
 """
 
 from __future__ import annotations

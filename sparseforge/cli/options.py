@@ -1,0 +1,128 @@
+"""The options every command shares, and what they mean.
+
+- ``--hw PRESET|FILE.toml`` (once: a second ``--hw`` is an error naming both), ``--set
+  KEY=VALUE`` (repeatable) and ``--json``: :func:`add_hw_options`, read by :func:`spec`.
+- ``-o/--output FILE``: :func:`add_output_option`. The file's extension picks the format:
+  ``.json`` (``result.to_dict()`` as JSON), ``.csv`` (``result.to_pandas()``: one row per
+  layer, dataflow, schedule or run) or ``.txt`` (the text report). Any other extension, or
+  ``--json`` with a ``.csv``/``.txt`` file, is an error, found before any work is done
+  (:func:`output_format`), as is a path that cannot be written.
+- ``--sparsity N:M|dense``: :func:`sparsity`.
+- :func:`emit` prints a result or writes it atomically to ``--output``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .. import api
+from ..fileio import check_output_folder, check_output_path, write_atomic
+from ..spec import HardwareSpec
+from .kit import UserError, progress
+
+__all__ = ["Parser", "add_hw_options", "add_output_option", "spec", "sparsity", "output_format", "emit",
+           "check_output_file", "check_output_dir", "OUTPUT_FORMATS"]
+
+#: extension of ``--output`` -> format
+OUTPUT_FORMATS = {".json": "json", ".csv": "csv", ".txt": "text"}
+#: extensions of reports with pictures, for the commands whose results draw them
+HTML_FORMATS = {".html": "html", ".htm": "html"}
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, ``sparseforge: error: ...`` (exit 2),
+    like every other user error of the CLI."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"sparseforge: error: {message} (see `{self.prog} --help`)\n")
+
+
+class _Once(argparse.Action):
+    """Store an option's value; giving the option twice is an error naming both values."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen = f"_{self.dest}_given"
+        if getattr(namespace, seen, False):
+            raise argparse.ArgumentError(self, f"given twice ({getattr(namespace, self.dest)!r} and {values!r}): "
+                                               "give it once")
+        setattr(namespace, seen, True)
+        setattr(namespace, self.dest, values)
+
+
+def add_hw_options(p: argparse.ArgumentParser, *, default: str = "default") -> None:
+    """``--hw``, ``--set`` and ``--json``."""
+    p.add_argument("--hw", default=default, action=_Once, metavar="PRESET|FILE.toml",
+                   help="hardware preset name (see `sparseforge presets`) or TOML file (default: %(default)s)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one spec field, e.g. --set rows=32 --set clock_mhz=250 (repeatable)")
+    p.add_argument("--json", action="store_true", help="print JSON for machines instead of text")
+
+
+def add_output_option(p: argparse.ArgumentParser) -> None:
+    """``-o/--output FILE``."""
+    p.add_argument("--output", "-o", metavar="FILE",
+                   help="write the report to FILE instead of stdout; its extension picks the format: "
+                        ".json, .csv (one row per layer) or .txt")
+
+
+def spec(args: argparse.Namespace) -> HardwareSpec:
+    """The spec of ``--hw`` and ``--set`` (an empty ``--hw`` is refused by the spec loader)."""
+    return api.load_spec(args.hw, args.set or ())
+
+
+def sparsity(text: str | None) -> Any:
+    """``--sparsity``: None when not given (the array's own ``n:m``), else the checked text."""
+    if text is None:
+        return None
+    api.parse_sparsity(text, what="--sparsity")
+    return text
+
+
+def output_format(args: argparse.Namespace, *, html: bool = False) -> str:
+    """The format of the command's report: ``json``, ``csv``, ``text`` or (where the command
+    draws pictures, ``html=True``) ``html``. Checks ``--output`` (extension, agreement with
+    ``--json``, writability) before any work is done."""
+    out = getattr(args, "output", None)
+    if out is None:
+        return "json" if getattr(args, "json", False) else "text"
+    formats = {**OUTPUT_FORMATS, **(HTML_FORMATS if html else {})}
+    fmt = formats.get(Path(out).suffix.lower())
+    if fmt is None:
+        raise UserError(f"--output {out!r} is not allowed: its extension picks the format; use "
+                        f"{', '.join(formats)}")
+    if getattr(args, "json", False) and fmt != "json":
+        raise UserError(f"--json is not allowed with --output {out!r}: the extension picks the format "
+                        "(.json for JSON)")
+    check_output_path(out, what="--output")
+    return fmt
+
+
+def check_output_file(path: str | None, option: str) -> None:
+    """Refuse, before any work, a file option (e.g. ``--save-routing``) that cannot be written."""
+    if path is not None:
+        check_output_path(path, what=option)
+
+
+def check_output_dir(path: str, option: str) -> None:
+    """Refuse, before any work, a folder option (e.g. ``generate --out``) that cannot be written."""
+    check_output_folder(path, what=option)
+
+
+def emit(result: Any, args: argparse.Namespace) -> int:
+    """Print ``result`` (JSON with ``--json``, else text) or write it to ``--output`` in the
+    format of its extension; returns the exit status (0)."""
+    fmt = output_format(args, html=hasattr(result, "write_html"))
+    if fmt == "html":
+        for path in result.write_html(args.output):
+            progress(f"wrote {path}")
+        return 0
+    text = result.to_json() if fmt == "json" else result.to_csv() if fmt == "csv" else result.to_text()
+    out = getattr(args, "output", None)
+    if out:
+        write_atomic(Path(out), text if text.endswith("\n") else text + "\n", what="--output")
+        progress(f"wrote {out}")
+    else:
+        print(text)
+    return 0

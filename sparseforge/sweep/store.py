@@ -1,0 +1,169 @@
+"""The sweep's store: SQLite in the run folder, one row per point (docs/sweep.md).
+
+Only the driver writes. Rows go in with ``INSERT OR IGNORE`` under the primary key
+(digest, workload, version) in one transaction per batch, with the journal in WAL mode, so a
+driver killed at any moment leaves every committed row whole and no row twice; a resume
+computes what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .evaluate import METRIC_COLUMNS
+
+__all__ = ["FIXED_HEAD", "FIXED_TAIL", "STORE_NAME", "Store", "load_results", "read_meta"]
+
+STORE_NAME = "sweep.sqlite"
+FIXED_HEAD = ("point_id", "digest", "workload", "version", "status", "error")
+FIXED_TAIL = METRIC_COLUMNS + ("spec_json", "layers_json", "workloads_json", "seconds")
+_BOOL_COLUMNS = ("rtl_reaches_clock", "fits")
+_INT_COLUMNS = ("point_id", "cycles")
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Store:
+    """The SQLite store of one run folder."""
+
+    def __init__(self, path: Path | str, axes: Iterable[str] | None = None):
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        if axes is not None:
+            self.axes = tuple(axes)
+            reserved = set(FIXED_HEAD) | set(FIXED_TAIL)
+            clash = [a for a in self.axes if a in reserved]
+            if clash:
+                raise ValueError(f"axis {clash[0]!r} collides with a results column")
+            cols = ([f"{_q(c)} INTEGER" if c == "point_id" else f"{_q(c)} TEXT" for c in FIXED_HEAD]
+                    + [_q(a) for a in self.axes] + [_q(c) for c in FIXED_TAIL])
+            self.db.execute("BEGIN")
+            self.db.execute(f"CREATE TABLE IF NOT EXISTS results ({', '.join(cols)}, "
+                            "PRIMARY KEY (digest, workload, version))")
+            self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            self.db.execute("COMMIT")
+        else:
+            self.axes = tuple(json.loads(self.meta().get("axes", "[]")))
+        self.columns = FIXED_HEAD + self.axes + FIXED_TAIL
+
+    # ---------------------------------------------------------------- meta
+    def meta(self) -> dict[str, str]:
+        try:
+            return dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.OperationalError:
+            return {}
+
+    def set_meta(self, items: dict[str, Any]) -> None:
+        self.db.execute("BEGIN")
+        self.db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                            [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in items.items()])
+        self.db.execute("COMMIT")
+
+    # ---------------------------------------------------------------- rows
+    def present(self, workload: str, version: str) -> set[str]:
+        """Digests of the points already stored for this workload list and version."""
+        cur = self.db.execute("SELECT digest FROM results WHERE workload = ? AND version = ?", (workload, version))
+        return {r[0] for r in cur}
+
+    def _values(self, row: dict[str, Any]) -> tuple:
+        m = row["metrics"]
+        vals = [row["point_id"], row["digest"], row["workload"], row["version"], row["status"], row["error"]]
+        vals += [row["values"].get(a) for a in self.axes]
+        vals += [m.get(c) for c in METRIC_COLUMNS]
+        vals += [row["spec_json"], row["layers_json"], row["workloads_json"], row["seconds"]]
+        return tuple(vals)
+
+    def write(self, rows: list[dict[str, Any]]) -> int:
+        """Insert rows in one transaction; returns how many were new."""
+        if not rows:
+            return 0
+        sql = (f"INSERT OR IGNORE INTO results ({', '.join(_q(c) for c in self.columns)}) "
+               f"VALUES ({', '.join('?' * len(self.columns))})")
+        self.db.execute("BEGIN")
+        before = self.db.total_changes
+        self.db.executemany(sql, [self._values(r) for r in rows])
+        self.db.execute("COMMIT")
+        return self.db.total_changes - before
+
+    def rows(self, workload: str, version: str) -> dict[str, dict[str, Any]]:
+        """Stored rows of this workload list and version by digest: status and metrics (what
+        a search needs to tell the sampler about points already done)."""
+        cols = ("digest", "status") + METRIC_COLUMNS
+        cur = self.db.execute(f"SELECT {', '.join(_q(c) for c in cols)} FROM results WHERE workload = ? AND "
+                              "version = ?", (workload, version))
+        return {r[0]: {"status": r[1], "metrics": dict(zip(METRIC_COLUMNS, r[2:]))} for r in cur}
+
+    def best(self, column: str, order: str, workload: str, version: str) -> tuple[Any, int, dict] | None:
+        """(value, point_id, axis values) of the first point in ``column`` order (``ASC`` or
+        ``DESC``) among points that ran and fit the part; None if there is none."""
+        if column not in METRIC_COLUMNS or order not in ("ASC", "DESC"):
+            raise ValueError(f"best({column!r}, {order!r})")
+        cols = ", ".join(_q(c) for c in (column, "point_id", *self.axes))
+        row = self.db.execute(f"SELECT {cols} FROM results WHERE status = 'ok' AND fits = 1 AND workload = ? AND "
+                              f"version = ? AND {_q(column)} IS NOT NULL ORDER BY {_q(column)} {order}, point_id "
+                              "LIMIT 1", (workload, version)).fetchone()
+        return None if row is None else (row[0], row[1], dict(zip(self.axes, row[2:])))
+
+    def count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+
+    def close(self) -> None:
+        """Close; leave one self-contained file (the WAL folded back) when no one else reads."""
+        try:
+            self.db.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.OperationalError:
+            pass
+        self.db.close()
+
+
+def read_meta(path: Path | str) -> dict[str, str]:
+    """The meta table of a store, opened read-only (nothing is written)."""
+    db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    try:
+        return dict(db.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        db.close()
+
+
+def load_results(run_dir: Path | str, *, all_versions: bool = False):
+    """The results table of a run folder as a pandas DataFrame (docs/sweep.md), one row per
+    point sorted by ``point_id``. Rows of the sparseforge version that last ran the sweep,
+    unless ``all_versions``."""
+    import pandas as pd
+
+    path = Path(run_dir) / STORE_NAME
+    if not path.is_file():
+        from .file import SweepError
+
+        raise SweepError(f"{run_dir}: no {STORE_NAME} here (not a sweep run folder)")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        axes = json.loads(meta.get("axes", "[]"))
+        cols = list(FIXED_HEAD) + axes + list(FIXED_TAIL)
+        sql = f"SELECT {', '.join(_q(c) for c in cols)} FROM results"
+        args: tuple = ()
+        if not all_versions and "version" in meta:
+            sql += " WHERE version = ?"
+            args = (meta["version"],)
+        df = pd.DataFrame(db.execute(sql + " ORDER BY point_id", args).fetchall(), columns=cols)
+    finally:
+        db.close()
+    for c in (*_BOOL_COLUMNS, *json.loads(meta.get("bool_axes", "[]"))):
+        df[c] = df[c].map(lambda v: None if v is None else bool(v)).astype("boolean")
+    for c in _INT_COLUMNS:
+        df[c] = df[c].astype("Int64")
+    for c in ("latency_s", "energy_j", "edp", "throughput", "dsp", "lut", "ff", "bram36", "lutram", "clock_mhz_used",
+              "fmax_mhz", "perf_per_dsp", "seconds"):
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+    return df.reset_index(drop=True)
