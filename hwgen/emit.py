@@ -19,7 +19,7 @@ Rules of a design folder (see :mod:`sparseforge.hwgen.outdir` for the mechanics)
   previous design in place, complete. Concurrent runs on one folder take turns (a lock beside
   it); hidden leftovers of killed runs are removed by the next run.
 * **Cost first.** Before any elaboration, :func:`estimate_cost` counts what the design needs
-  (multipliers, delay-register bits, memory words and bits, SORE cells) and anything over
+  (multipliers, delay registers and their bits, memory words and bits, SORE cells) and anything over
   :data:`COST_LIMITS` is refused with one line naming the count and the limit.
 
 Errors a user can cause raise :class:`EmitError` (an :class:`~sparseforge.errors.InputError`)
@@ -70,27 +70,34 @@ DESIGNS: dict[str, str] = {
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 
 #: Largest design :func:`emit_design` elaborates, per cost term of :func:`estimate_cost`.
-#: Elaboration (Amaranth -> RTLIL -> Verilog) takes time and memory in proportion to these
-#: counts. Measured on this project's machine (Python 3.11, Amaranth 0.5.10, one core): about
-#: 30 ms and 0.2 MB per PE multiplier, and about 120 bytes of RAM per memory bit (Amaranth's
-#: RTLIL backend builds one net object per bit of a memory's initial value, even for
-#: ``init=[]``; a 4x4 engine with an 8 Mibit input buffer peaked at 1.1 GB). Each limit is a
-#: multiple of what the largest built-in preset needs (see :data:`_LIMIT_WHY`), so every
-#: preset generates every design; ``tests/test_emit_safety.py`` checks that.
+#: Elaboration (Amaranth -> RTLIL -> Verilog) takes time and memory that grow with these
+#: counts. Measured on this project's two-core machine (Python 3.11, Amaranth 0.5.10; peak
+#: RSS including Amaranth's Yosys child): sf-32x32's array (2048 multipliers) 43 s and 0.6 GB,
+#: about 0.3 MB and 20 ms per multiplier; a 512x1 array (261,632 skew registers) 280 s and
+#: 3.7 GB, about 14 KB per register; a 4x4 engine with 35,576 memory words (4.3 Mibit) 20 s
+#: and 0.55 GB, about 14 KB per memory word and 14 bytes per memory bit (Amaranth's RTLIL
+#: backend builds one net object per bit of a memory's initial value, even for ``init=[]``);
+#: sat-vcu1525's engine (27,602 words, 48 Mibit, the largest preset design) 9 CPU-minutes and
+#: 2.7 GB; a 512-lane SORE (4096 cells) 37 s and 0.4 GB. Each limit is a multiple of what the
+#: largest built-in preset needs (:data:`_LIMIT_WHY`), so every preset generates every design
+#: (``tests/test_emit_safety.py`` checks that), and costs at most a few GB at the limit (the
+#: terms add up: a design at several limits at once needs their sum).
 COST_LIMITS: dict[str, int] = {
-    "multipliers": 8192,              # PE multipliers: rows x cols x n
-    "delay_register_bits": 1 << 22,   # skew/deskew register bits of the arrays (rows^2, cols^2)
-    "memory_words": 1 << 18,          # words of all memories: engine buffers, MoE queues, hash table
-    "memory_bits": 1 << 26,           # bits of those memories (64 Mibit)
-    "sore_cells": 1 << 14,            # lanes x n x m of the SORE mask generator
+    "multipliers": 8192,              # PE multipliers: rows x cols x n (about 2.4 GB at the limit)
+    "delay_registers": 1 << 15,       # skew/deskew registers of the arrays, ~rows^2 (about 0.5 GB)
+    "delay_register_bits": 1 << 22,   # their bits
+    "memory_words": 1 << 17,          # words of all memories: engine buffers, MoE queues, hash table (1.9 GB)
+    "memory_bits": 1 << 26,           # bits of those memories, 64 Mibit (0.9 GB)
+    "sore_cells": 1 << 13,            # lanes x n x m of the SORE mask generator (0.8 GB)
 }
 _LIMIT_WHY: dict[str, str] = {
     "multipliers": "4x the 2048 of the largest presets, sf-32x32 and sat-vcu1525",
+    "delay_registers": "11x the 2976 of the largest preset, sat-vcu1525's os_engine",
     "delay_register_bits": "38x the 110112 of the largest preset, sat-vcu1525's os_engine",
-    "memory_words": "9.5x the 27602 of the largest preset, sat-vcu1525's engine",
-    "memory_bits": "4/3 of the 48 Mibit of the largest preset, sat-vcu1525's engine; elaboration takes "
-                   "about 120 bytes of RAM per memory bit",
-    "sore_cells": "32x the 512 of the largest presets",
+    "memory_words": "4.7x the 27602 of the largest preset, sat-vcu1525's engine; about 14 KB of RAM each",
+    "memory_bits": "4/3 of the 48 Mibit of the largest preset, sat-vcu1525's engine, which takes 2.7 GB "
+                   "of RAM to elaborate",
+    "sore_cells": "16x the 512 of the largest presets",
 }
 
 #: Seconds a run waits for another run writing the same design folder before it refuses.
@@ -147,16 +154,19 @@ def _int_param(design: str, params: dict[str, Any], key: str, default: int, low:
 
 def _array_cost(s: HardwareSpec, os_array: bool) -> dict[str, tuple[int, str]]:
     gw = s.m * s.act_width
-    if os_array:
-        skew = (_tri(s.rows) * (gw + 2) + _tri(s.cols) * s.n * (s.weight_width + s.idx_width)
+    if os_array:   # row skew (data, first, last), column skew (weights, indices), row deskew
+        regs = 4 * _tri(s.rows) + 2 * _tri(s.cols)
+        bits = (_tri(s.rows) * (gw + 2) + _tri(s.cols) * s.n * (s.weight_width + s.idx_width)
                 + _tri(s.rows) * s.acc_width)
         how = f"row skew, column skew and row deskew of a {s.rows}x{s.cols} output-stationary array"
-    else:
-        skew = _tri(s.rows) * (gw + 1) + _tri(s.cols) * s.acc_width
+    else:          # input skew (data, first), output deskew
+        regs = 2 * _tri(s.rows) + _tri(s.cols)
+        bits = _tri(s.rows) * (gw + 1) + _tri(s.cols) * s.acc_width
         how = f"input skew and output deskew of a {s.rows}x{s.cols} array"
     return {
         "multipliers": (s.multipliers, f"rows x cols x n = {s.rows} x {s.cols} x {s.n}"),
-        "delay_register_bits": (skew, how),
+        "delay_registers": (regs, how),
+        "delay_register_bits": (bits, how),
     }
 
 
@@ -346,14 +356,16 @@ def _keep_synth(target: Path, new_rtl: str, spec: HardwareSpec, top: str) -> boo
 # ----------------------------------------------------------------------------- emit
 def emit_design(spec: HardwareSpec, *, design: str = "engine", out_root: Path | str = "rtl_out",
                 name: str | None = None, replace: bool = False, lock_timeout_s: float = LOCK_TIMEOUT_S,
-                **params: Any) -> Path:
+                progress: Any = None, **params: Any) -> Path:
     """Generate ``design`` for ``spec`` and write ``<out_root>/<name>/{<top>.v, manifest.json}``
     (``name`` defaults to :func:`default_name`). Returns the design folder.
 
     See the module docstring for the rules: a folder holding another design is refused unless
     ``replace``; synthesis results are kept only for identical Verilog; the folder is
     replaced in one step under a lock (waiting up to ``lock_timeout_s``); designs over
-    :data:`COST_LIMITS` are refused before elaboration. Raises :class:`EmitError`."""
+    :data:`COST_LIMITS` are refused before elaboration. ``progress`` (a function taking one
+    line) is told when the checks have passed and the elaboration starts. Raises
+    :class:`EmitError`."""
     if not isinstance(spec, HardwareSpec):
         raise TypeError(f"spec must be a HardwareSpec, not {spec!r}")
     if design not in DESIGNS:
@@ -362,6 +374,8 @@ def emit_design(spec: HardwareSpec, *, design: str = "engine", out_root: Path | 
     target = design_dir(out_root, name)
     check_cost(spec, design, **params)
     _existing(target, spec, design, replace, None)  # fail fast, before the elaboration
+    if progress is not None:
+        progress(f"generating {design} for {spec.name} [{spec.digest}] (Amaranth -> Verilog)")
 
     from amaranth.back import verilog
 

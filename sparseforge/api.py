@@ -342,11 +342,17 @@ def _functional_minilm(spec: HardwareSpec, sparsity: tuple[int, int] | None, tok
 
     if text is not None and not text.strip():
         raise UserError("text is empty: give some prose", param="text")
+    from sparseforge.models import minilm
+
     n, m = sparsity if sparsity else (spec.m, spec.m)
-    progress(f"loading all-MiniLM-L6-v2, pruning every Linear layer {n}:{m}, quantising to int8, "
-             f"running {tokens} tokens of real text")
     try:
-        model = pruned_minilm(n, m, tokens=tokens, text=text, weights_path=None if weights is None else str(weights))
+        # the inputs are read and checked before the first progress line, so a bad weights
+        # file or text is refused in one line
+        loaded = minilm.load_weights(None if weights is None else str(weights))
+        minilm.tokenize(text if text is not None else minilm.sample_text(), max_tokens=tokens)
+        progress(f"pruning every Linear layer of all-MiniLM-L6-v2 {n}:{m}, quantising to int8, "
+                 f"running {tokens} tokens of real text")
+        model = pruned_minilm(n, m, tokens=tokens, text=text, weights=loaded)
     except (FileNotFoundError, ValueError) as exc:
         if isinstance(exc, InputError):
             raise
@@ -443,13 +449,19 @@ def train_accuracy(spec: HardwareSpec | str, *, model: str = "mlp", methods: str
     network, _, _ = _network(net, onnx=None, input_shapes=None, tokens=None, batch=batch, training=True)
     runs = [("dense", None)] if "dense" in names else []
     runs += [(m, p) for m in names if m != "dense" for p in dict.fromkeys(patterns)]
-    dense_cycles = _simulate_training(spec, network, method="dense", sparsity=None).cycles
+    # every recipe is simulated (and so checked against the spec) before any training starts
+    try:
+        dense_cycles = _simulate_training(spec, network, method="dense", sparsity=None).cycles
+        sim_cycles = [_simulate_training(spec, network, method=method, sparsity=sp).cycles for method, sp in runs]
+    except ValueError as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise UserError(str(exc)) from None
     rows = []
-    for i, (method, sp) in enumerate(runs, 1):
+    for i, ((method, sp), cycles) in enumerate(zip(runs, sim_cycles), 1):
         label = f"{method} {sp[0]}:{sp[1]}" if sp else method
         progress(f"[{i}/{len(runs)}] training {model} {label} for {epochs} epochs")
         try:
-            cycles = _simulate_training(spec, network, method=method, sparsity=sp).cycles
             cfg = TrainConfig(model=model, method=method, n=sp[0] if sp else 2, m=sp[1] if sp else 4,
                               epochs=epochs, seed=seed)
             res = train(cfg)
@@ -645,8 +657,9 @@ def generate(spec: HardwareSpec | str, design: str = "engine", *, out: str | os.
         raise UserError(f"design {design!r} is not allowed: choose one of {', '.join(DESIGNS)}", param="design")
     design_dir(Path(out), default_name(spec, design) if name is None else name)   # refused before any work
     check_cost(spec, design)
-    (progress or _quiet)(f"generating {design} for {spec.name} [{spec.digest}] (Amaranth -> Verilog)")
-    path = emit_design(spec, design=design, out_root=Path(out), name=name, replace=bool(replace))
+    # emit_design says when its checks (the folder's current design among them) have passed
+    path = emit_design(spec, design=design, out_root=Path(out), name=name, replace=bool(replace),
+                       progress=progress or _quiet)
     manifest = json.loads((path / "manifest.json").read_text())
     return GenerateResult(path=path, manifest=manifest)
 
@@ -659,7 +672,7 @@ def synth(design: str | os.PathLike | GenerateResult, *, out: str | os.PathLike 
     85k or auto) for Fmax at target ``freq_mhz``; ``ecp5_nodsp`` builds the multipliers from
     LUTs. ``design`` is a :class:`GenerateResult`, a design folder or a design name inside
     ``out``. Writes ``synth.json`` beside the manifest and returns its contents."""
-    from sparseforge.hwgen.synth import read_manifest, synth_design
+    from sparseforge.hwgen.synth import check_options, read_manifest, synth_design
 
     if isinstance(design, GenerateResult):
         target = design.path
@@ -670,7 +683,11 @@ def synth(design: str | os.PathLike | GenerateResult, *, out: str | os.PathLike 
     if not (target / "manifest.json").is_file():
         raise UserError(f"design {os.fspath(design)!r}: no manifest.json in {target} "
                         "(run `sparseforge generate` first, or give the design folder)")
-    read_manifest(target)                           # a broken manifest is refused before any progress line
+    # a broken manifest or a bad option is refused before any progress line
+    check_options(ecp5_device=ecp5_device, freq_mhz=freq_mhz)
+    manifest_top = read_manifest(target)[2]
+    if manifest_top is None:
+        raise UserError(f"{target / 'manifest.json'} has no 'top': it names no top module to synthesise")
     (progress or _quiet)(f"synthesising {target} (Yosys synth_xilinx for UltraScale+"
                          + ("" if not ecp5 else f", nextpnr-ecp5 {ecp5_device} for Fmax")
                          + "); the first run compiles the tools (~2 min)")

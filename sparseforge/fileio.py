@@ -166,6 +166,7 @@ def _check_new_path(path: Path, what: str) -> Path:
 def _probe(folder: Path, path: Path, what: str) -> None:
     """Create and remove a temporary file in ``folder``: the one test that says whether the
     file system will take a new file there (read-only mounts, procfs, permissions)."""
+    before = os.stat(folder)
     try:
         fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), dir=folder)
     except OSError as exc:
@@ -173,6 +174,10 @@ def _probe(folder: Path, path: Path, what: str) -> None:
                               f"(in {str(folder)!r})") from None
     os.close(fd)
     os.unlink(tmp)
+    try:  # the probe leaves no trace, not even the folder's modification time
+        os.utime(folder, ns=(before.st_atime_ns, before.st_mtime_ns))
+    except OSError:
+        pass
 
 
 def check_output_path(path: Path | str, *, what: str = "output") -> None:

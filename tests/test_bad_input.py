@@ -329,8 +329,6 @@ def _design(manifest: str | bytes | None, files: dict[str, str] | None = None) -
     return setup
 
 
-FUNCTIONAL = "API: simulate(functional=True) prints its progress line before the weights and the text are checked"
-SYNTH = "API: synth prints its progress line before the options and the manifest's top are checked"
 GOOD_DESIGN = _design(json.dumps({"top": "top", "files": ["top.v"]}), {"top.v": "module top(input a, output b);\n"
                                                                                  "assign b = a;\nendmodule\n"})
 LONG = "x" * 300
@@ -511,13 +509,13 @@ HAND: list[Case] = [
     Case("sim-text-latin1", (*SIM, "--functional", "--text", "{in}/latin1.txt"), "latin1.txt"),
     Case("sim-text-empty", (*SIM, "--functional", "--text", "{in}/empty.txt"), "empty.txt"),
     Case("sim-text-blank", (*SIM, "--functional", "--text", "{in}/blank.txt"), "blank.txt"),
-    Case("sim-text-controls", (*SIM, "--functional", "--text", "{in}/controls.txt"), "text", xfail=FUNCTIONAL),
+    Case("sim-text-controls", (*SIM, "--functional", "--text", "{in}/controls.txt"), "text"),
     Case("sim-weights-missing", (*SIM, "--functional", "--weights", "{in}/missing.safetensors"),
-         "missing.safetensors", xfail=FUNCTIONAL),
+         "missing.safetensors"),
     Case("sim-weights-empty-header", (*SIM, "--functional", "--weights", "{in}/weights.safetensors"),
-         "weights.safetensors", xfail=FUNCTIONAL),
+         "weights.safetensors"),
     Case("sim-weights-garbage", (*SIM, "--functional", "--weights", "{in}/garbage.safetensors"),
-         "garbage.safetensors", xfail=FUNCTIONAL),
+         "garbage.safetensors"),
     Case("sim-input-shape-without-onnx", (*SIM, "--input-shape", "X=1,2"), "--input-shape"),
     Case("sim-onnx-missing", ("simulate", "--onnx", "{in}/missing.onnx"), "missing.onnx"),
     Case("sim-onnx-random", ("simulate", "--onnx", "{in}/random.onnx"), "random.onnx"),
@@ -540,9 +538,7 @@ HAND: list[Case] = [
     Case("train-methods-unknown", ("train", "--methods", "dense,bogus"), "bogus"),
     Case("train-sparsities-empty", ("train", "--methods", "bdwp", "--sparsities", ""), "--sparsities"),
     Case("train-sparsities-words", ("train", "--sparsities", "half"), "half"),
-    Case("train-sparsities-1-128", ("train", "--sparsities", "1:128", "--epochs", "1", "--net", "minilm"), "1:128",
-         xfail="API: train_accuracy checks an N:M pattern's range only when it simulates that run: after training "
-               "the dense run and after the run's progress line"),
+    Case("train-sparsities-1-128", ("train", "--sparsities", "1:128", "--epochs", "1", "--net", "minilm"), "1:128"),
     Case("train-epochs-zero", ("train", "--epochs", "0"), "--epochs"),
     Case("train-seed-negative", ("train", "--seed", "-1"), "--seed"),
     Case("train-model", ("train", "--model", "bogus"), "--model"),
@@ -570,7 +566,7 @@ HAND: list[Case] = [
     # --- generate: designs and names
     Case("generate-design", ("generate", "--design", "bogus"), "--design"),
     Case("generate-name-user-file", ("generate", "--design", "pe", "--name", "mine"), "mine",
-         setup=_user_file("mine"), xfail="API: generate prints its progress line before the design folder is checked"),
+         setup=_user_file("mine")),
     Case("generate-name-slash", ("generate", "--design", "pe", "--name", "a/b"), "a/b"),
     Case("generate-name-dots", ("generate", "--design", "pe", "--name", ".."), ".."),
     Case("generate-name-empty", ("generate", "--design", "pe", "--name", ""), "name ''"),
@@ -591,16 +587,15 @@ HAND: list[Case] = [
     Case("synth-file-dotdot", ("synth", "d", "--no-ecp5"), "..",
          setup=_design(json.dumps({"top": "top", "files": ["../../x.v"]}), {"top.v": "x"})),
     Case("synth-no-top", ("synth", "d", "--no-ecp5"), "top",
-         setup=_design(json.dumps({"files": ["top.v"]}), {"top.v": "module top; endmodule\n"}), xfail=SYNTH),
+         setup=_design(json.dumps({"files": ["top.v"]}), {"top.v": "module top; endmodule\n"})),
     Case("synth-bad-top", ("synth", "d", "--no-ecp5"), "top",
          setup=_design(json.dumps({"top": "a b; rm", "files": ["top.v"]}), {"top.v": "module top; endmodule\n"})),
-    Case("synth-freq-zero", ("synth", "d", "--freq", "0"), "--freq", setup=GOOD_DESIGN, xfail=SYNTH),
-    Case("synth-freq-negative", ("synth", "d", "--freq", "-5"), "--freq", setup=GOOD_DESIGN, xfail=SYNTH),
-    Case("synth-freq-nan", ("synth", "d", "--freq", "nan"), "--freq", setup=GOOD_DESIGN, xfail=SYNTH),
-    Case("synth-freq-inf", ("synth", "d", "--freq", "inf"), "--freq", setup=GOOD_DESIGN, xfail=SYNTH),
+    Case("synth-freq-zero", ("synth", "d", "--freq", "0"), "--freq", setup=GOOD_DESIGN),
+    Case("synth-freq-negative", ("synth", "d", "--freq", "-5"), "--freq", setup=GOOD_DESIGN),
+    Case("synth-freq-nan", ("synth", "d", "--freq", "nan"), "--freq", setup=GOOD_DESIGN),
+    Case("synth-freq-inf", ("synth", "d", "--freq", "inf"), "--freq", setup=GOOD_DESIGN),
     Case("synth-freq-text", ("synth", "d", "--freq", "fast"), "--freq", setup=GOOD_DESIGN),
-    Case("synth-ecp5-device", ("synth", "d", "--ecp5-device", "bogus"), "--ecp5-device", setup=GOOD_DESIGN,
-         xfail=SYNTH),
+    Case("synth-ecp5-device", ("synth", "d", "--ecp5-device", "bogus"), "--ecp5-device", setup=GOOD_DESIGN),
     # --- the command line itself
     Case("cli-no-command", (), "COMMAND"),
     Case("cli-unknown-command", ("bogus",), "bogus"),

@@ -278,6 +278,18 @@ def test_cached_run_is_used_without_running_a_tool(tmp_path, monkeypatch):
     assert clocks.achievable_clock_mhz(spec, "array")[0] != 111.0
 
 
+def test_real_resources_come_from_the_cache(tmp_path, monkeypatch):
+    """A cached synth_xilinx record is returned as Resources without running Yosys."""
+    monkeypatch.setenv("SPARSEFORGE_CACHE_DIR", str(tmp_path))
+    rec = next(r for r in RECORDS if r["point"] == "engine-2x2-2of4-8b-4k")
+    spec = _spec(rec)
+    synth_cache.store(synth_cache.cache_key(spec, "engine", "xcup", {}), rec)
+    res = synth_cache.xilinx_resources(spec, "engine")
+    real = rec["resources"]
+    assert (res.lut, res.ff, res.dsp, res.bram36) == (real["lut"], real["ff"], real["dsp"], real["bram36"])
+    assert "(cached)" in res.source and rec["date"] in res.source
+
+
 def test_cache_folder_follows_xdg(tmp_path, monkeypatch):
     monkeypatch.delenv("SPARSEFORGE_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

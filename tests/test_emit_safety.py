@@ -167,13 +167,14 @@ def test_modes_follow_the_umask(tmp_path):
 # ----------------------------------------------------------------------------- cost limits
 @pytest.mark.parametrize("design, sets, term", [
     ("array", ["rows=128", "cols=128"], "multipliers = 32768"),
-    ("engine", ["rows=512", "cols=2", "n=1", "act_width=32"], "delay register bits"),
+    ("array", ["rows=512", "cols=1", "n=1", "m=1", "act_width=2"], "delay registers = 261632"),
+    ("engine", ["rows=128", "cols=2", "n=1", "m=64", "act_width=32"], "delay register bits"),
     ("os_engine", ["input_buffer_kib=1048576"], "memory words"),
-    ("engine", ["rows=16", "cols=16", "input_buffer_kib=12288"], "memory bits = 100"),
+    ("engine", ["rows=32", "cols=32", "input_buffer_kib=9000"], "memory bits = "),
     ("moe_reorder", ["moe.queue_depth=65536"], "memory words = 1048576 (16 expert queues x moe.queue_depth 65536)"),
     ("moe_router", ["moe.queue_depth=65536"], "memory words"),
     ("hashmerge", ["spgemm.table_entries=8388608", "spgemm.scratchpad_kib=65536"], "memory words"),
-    ("sore", ["train.sore_lanes=4096", "m=8"], "sore cells = 65536"),
+    ("sore", ["train.sore_lanes=1024", "m=8"], "sore cells = 16384"),
 ])
 def test_huge_designs_are_refused_before_elaboration(tmp_path, monkeypatch, design, sets, term):
     """Sizes the spec allows but no elaboration should attempt: one line naming the count and
@@ -197,9 +198,9 @@ def test_every_preset_design_is_within_the_limits():
             for term, (count, _) in check_cost(spec, design).items():
                 assert 0 <= count <= COST_LIMITS[term], (preset, design, term)
                 largest[term] = max(largest.get(term, 0), count)
-    assert largest == {"multipliers": 2048, "delay_register_bits": 110112, "memory_words": 27602,
-                       "memory_bits": 50331520, "sore_cells": 512}
-    for term in ("multipliers", "delay_register_bits", "memory_words", "sore_cells"):
+    assert largest == {"multipliers": 2048, "delay_registers": 2976, "delay_register_bits": 110112,
+                       "memory_words": 27602, "memory_bits": 50331520, "sore_cells": 512}
+    for term in ("multipliers", "delay_registers", "delay_register_bits", "memory_words", "sore_cells"):
         assert f"the {largest[term]} of the largest" in emit_mod._LIMIT_WHY[term]
     assert round(largest["memory_bits"] / 2**20) == 48 and "48 Mibit" in emit_mod._LIMIT_WHY["memory_bits"]
 
@@ -216,6 +217,7 @@ def test_estimate_counts_what_the_design_builds():
         assert cost["memory_words"][0] == p["act_depth"] + p["wgt_depth"] + p["out_depth"]
         assert cost["memory_bits"][0] == sum(p[f"{k}_depth"] * p["word_widths"][k] for k in ("act", "wgt", "out"))
     assert estimate_cost(spec, "array")["multipliers"][0] == 4 * 4 * 2
+    assert estimate_cost(spec, "array")["delay_registers"][0] == 2 * 6 + 6
     assert estimate_cost(spec, "array")["delay_register_bits"][0] == 6 * (4 * 8 + 1) + 6 * spec.acc_width
     with pytest.raises(EmitError, match="has no parameter 'depth'"):
         estimate_cost(spec, "engine", depth=3)

@@ -204,12 +204,9 @@ class EngineModel(Protocol):
 
 def _per_shape(f, tokens: np.ndarray, ntiles: np.ndarray, kunits: np.ndarray) -> np.ndarray:
     """``f(tokens, ntiles, kunits)`` (ints) for every run, evaluated once per distinct run."""
-    shapes = np.stack([np.asarray(tokens), np.asarray(ntiles), np.asarray(kunits)]).astype(np.int64)
-    if shapes.shape[1] == 0:
-        return np.zeros(0, dtype=np.int64)
-    uniq, inverse = np.unique(shapes, axis=1, return_inverse=True)
-    cycles = np.array([f(int(t), int(n), int(k)) for t, n, k in uniq.T], dtype=np.int64)
-    return cycles[np.ravel(inverse)]
+    cache: dict[tuple[int, int, int], int] = {}
+    shapes = zip(np.asarray(tokens).tolist(), np.asarray(ntiles).tolist(), np.asarray(kunits).tolist())
+    return np.array([cache[s] if s in cache else cache.setdefault(s, f(*s)) for s in shapes], dtype=np.int64)
 
 
 class WeightStationary:

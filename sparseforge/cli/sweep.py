@@ -28,7 +28,9 @@ come from the resource model, and one row per point goes to OUT/<name>/sweep.sql
 By default the points run on a local process pool with one process per core; with
 --scheduler they run on an existing Dask cluster (same code: workers compute, this
 process writes). A killed sweep continues with --resume; a point that fails keeps its
-error and the sweep goes on. At the end the report is written beside the store.
+error and the sweep goes on. With --confirm K, real Yosys (and nextpnr on ECP5 parts) then
+runs on the K best points, in parallel on the same workers, and the report shows the
+resource model against the real figures. At the end the report is written beside the store.
 The sweep file format and the results table are in docs/sweep.md."""
 
 _EPILOG = """\
@@ -36,7 +38,8 @@ examples:
   sparseforge sweep examples/quick_sweep.toml
   sparseforge sweep examples/minilm_zcu104.toml --workers 8
   sparseforge sweep examples/minilm_zcu104.toml --scheduler tcp://10.0.0.5:8786
-  sparseforge sweep examples/minilm_zcu104.toml --resume"""
+  sparseforge sweep examples/minilm_zcu104.toml --resume
+  sparseforge sweep examples/minilm_zcu104.toml --resume --confirm 3"""
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -53,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="run on the Dask distributed cluster of this scheduler instead of a local pool")
     p.add_argument("--workers", type=int, metavar="N",
                    help="local worker processes (default: one per core; 1 runs in this process)")
+    p.add_argument("--confirm", type=int, metavar="K",
+                   help="after the sweep, synthesise the K best points for real (Yosys synth_xilinx; nextpnr Fmax "
+                        "on ECP5 parts) on the same workers and store them beside the model's figures; with "
+                        "--resume, points already confirmed are not run again")
     p.add_argument("--no-report", action="store_true", help="do not write the report after the run")
     p.add_argument("--json", action="store_true",
                    help="print the summary as JSON (no progress bar)")
@@ -67,8 +74,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise InputError(f"--workers {args.workers} is not allowed: must be >= 1")
     if args.scheduler and args.workers is not None:
         raise InputError("--workers is not allowed with --scheduler: the Dask cluster has its own workers")
+    if args.confirm is not None and args.confirm < 1:
+        raise InputError(f"--confirm {args.confirm} is not allowed: give how many of the best points to "
+                         "synthesise, an integer >= 1")
     summary = run_sweep(args.file, out=args.out, resume=args.resume, scheduler=args.scheduler,
-                        workers=args.workers, progress=not args.json)
+                        workers=args.workers, progress=not args.json, confirm=args.confirm)
     report = _report(summary.run_dir, args) if not args.no_report else None
     if args.json:
         print(json.dumps({**summary.to_dict(), "report": report}, indent=2, default=str))

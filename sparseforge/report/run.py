@@ -1,5 +1,6 @@
 """The report of a sweep's run folder: load its results, axes and objectives from the store
-(docs/sweep.md) and write the sweep report (:func:`~sparseforge.report.sweep.write_sweep_report`).
+(docs/sweep.md) and write the sweep report (:func:`~sparseforge.report.sweep.write_sweep_report`),
+with the model-against-real section when the run's ``--confirm`` stored confirmations.
 
 A run folder holds ``sweep.sqlite`` (table ``results`` and table ``meta`` with ``axes``,
 ``objectives`` and ``name``), read through :func:`sparseforge.sweep.load_results`. A folder
@@ -107,5 +108,10 @@ def write_run_report(run_dir: Path | str, *, out_dir: Path | str | None = None,
     if not objs:
         raise ReportError(f"run folder {str(run_dir)!r} names no objectives: give them, e.g. "
                           "--objective latency --objective energy")
+    confirm = None
+    if (Path(run_dir) / STORE).is_file():
+        from sparseforge.sweep.store import load_confirm
+
+        confirm = load_confirm(run_dir)
     return write_sweep_report(df, axes=axes, objectives=objs, out_dir=Path(out_dir) if out_dir else Path(run_dir),
-                              title=title or f"sparseforge sweep: {name}", best=best)
+                              title=title or f"sparseforge sweep: {name}", best=best, confirm=confirm)

@@ -11,7 +11,11 @@ of the sweep's axes and its objectives, and writes into ``out_dir``:
   best few Pareto points, and the failed points with their errors;
 - ``pareto.csv`` -- the Pareto points, best first by the first objective;
 - ``results.csv`` and ``results.parquet`` -- every point, with a ``pareto`` column;
-- ``pareto.png`` and ``pareto.svg`` -- the Pareto plot(s) drawn with matplotlib.
+- ``pareto.png`` and ``pareto.svg`` -- the Pareto plot(s) drawn with matplotlib;
+- with ``confirm`` rows (what a sweep's ``--confirm K`` measured, table ``confirm`` of the
+  store): a "Model against real" section in the page (the error of the resource model per
+  resource, a table of the confirmed designs, and one scatter per resource of model against
+  real with the y = x line) and ``confirm.csv``.
 
 Everything is built in memory first and then written atomically (see :mod:`.base`).
 """
@@ -28,17 +32,20 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
 from .base import Objective, ReportError, fmt_value, metric_label, objectives_of, slug, write_files_atomic
 from .page import Section, facts_html, render_page
 from .pareto import eligible_mask, is_false, pareto_mask
-from .plots import (ParetoPanel, layer_bars_picture, layer_segments, pareto_grid_png_svg, pareto_picture,
-                    sensitivity_picture)
+from .plots import (COLORS, ParetoPanel, Picture, _layout, _new_mpl, layer_bars_picture, layer_segments,
+                    pareto_grid_png_svg, pareto_picture, sensitivity_picture)
 
-__all__ = ["write_sweep_report", "SWEEP_FILES", "point_layers"]
+__all__ = ["write_sweep_report", "SWEEP_FILES", "CONFIRM_FILE", "point_layers", "model_real_picture"]
 
 #: The files :func:`write_sweep_report` writes, in order.
 SWEEP_FILES = ("report.html", "pareto.csv", "results.csv", "results.parquet", "pareto.png", "pareto.svg")
+#: written beside them when the run has confirmations (``--confirm``)
+CONFIRM_FILE = "confirm.csv"
 
 # columns shown in the tables beside the axes and objectives, when the results have them
 _INFO_COLUMNS = ("latency_s", "energy_j", "throughput", "dsp", "lut", "bram36", "clock_mhz_used", "clock_mhz",
@@ -165,14 +172,115 @@ def _sort_best(df: pd.DataFrame, obj: Objective) -> pd.DataFrame:
     return df.iloc[np.argsort(key, kind="stable")]
 
 
+# ---------------------------------------------------------------- model against real (--confirm)
+#: (figure, label) compared by --confirm: columns model_<figure> and real_<figure>
+_CONFIRM_FIGURES = (("lut", "LUT"), ("ff", "FF"), ("dsp", "DSP48E2"), ("bram36", "BRAM36 (RAMB36 tiles)"),
+                    ("fmax_mhz", "Fmax (MHz)"))
+_CONFIRM_NEEDED = ("point_id", "design", "status") + tuple(f"{p}_{f}" for f, _ in _CONFIRM_FIGURES[:4]
+                                                           for p in ("model", "real"))
+
+
+def model_real_picture(name: str, label: str, real: np.ndarray, model: np.ndarray, hover: Sequence[str], *,
+                       title: str, caption: str = "") -> Picture:
+    """Model against real for one figure: one marker per confirmed design (x the real
+    figure, y the model's), and the line y = x on which an exact model's markers lie."""
+    real = np.asarray(real, float)
+    model = np.asarray(model, float)
+    if not (len(real) == len(model) == len(hover)):
+        raise ReportError(f"model_real_picture {name!r}: real, model and hover need one entry per point")
+    hi = float(max(np.max(real, initial=0.0), np.max(model, initial=0.0)))
+    hi = hi * 1.08 if hi > 0 else 1.0
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0.0, hi], y=[0.0, hi], mode="lines", name="y = x (model exact)",
+                             line=dict(color="#777777", width=1, dash="dash"), hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=real, y=model, mode="markers", name="confirmed design",
+                             marker=dict(color=COLORS["front"], size=9, line=dict(width=0.5, color="#555555")),
+                             text=np.asarray(list(hover), dtype=object), hovertemplate="%{text}<extra></extra>"))
+    _layout(fig, title, height=380)
+    fig.update_xaxes(title_text=f"real {label}", range=[0.0, hi])
+    fig.update_yaxes(title_text=f"model {label}", range=[0.0, hi])
+
+    def draw():
+        mfig, axes = _new_mpl(4.4, 4.0)
+        ax = axes[0][0]
+        ax.plot([0.0, hi], [0.0, hi], ls="--", lw=0.8, color="#777777", label="y = x (model exact)")
+        ax.scatter(real, model, s=24, c=COLORS["front"], edgecolors="#555555", linewidths=0.4, zorder=3,
+                   label="confirmed design")
+        ax.set_xlim(0.0, hi)
+        ax.set_ylim(0.0, hi)
+        ax.set_xlabel(f"real {label}")
+        ax.set_ylabel(f"model {label}")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, lw=0.3, alpha=0.6)
+        ax.legend(fontsize=7, loc="upper left")
+        return mfig
+
+    return Picture(name, title, caption, fig, draw)
+
+
+def _confirm_section(conf: pd.DataFrame) -> Section:
+    """The "Model against real" section of the confirmations ``conf`` (table ``confirm``)."""
+    from sparseforge.sweep.confirm import model_errors, relative_error
+
+    missing = [c for c in _CONFIRM_NEEDED if c not in conf.columns]
+    if missing:
+        raise ReportError(f"confirm rows lack column {missing[0]!r}: give the store's table confirm "
+                          "(sparseforge.sweep.store.load_confirm)")
+    ok = conf[conf["status"].astype(str) == "ok"]
+    recs = ok.to_dict("records")
+    errs = model_errors(recs)
+    tools = sorted({str(t) for t in ok.get("tool", pd.Series(dtype=object)).dropna()})
+    sec = Section("Model against real (--confirm)",
+                  intro=(f"{len(conf)} design runs of {conf['point_id'].nunique()} of the best Pareto points were "
+                         f"synthesised for real ({len(ok)} ok, {len(conf) - len(ok)} failed) and compared with the "
+                         "resource model the sweep used. Error = (model - real) / real. LUT, FF, DSP and BRAM36 "
+                         "are Yosys synth_xilinx -family xcup figures; Fmax is a real nextpnr-ecp5 place and route "
+                         "on the target's device (ECP5 targets only), its model the clock lookup without this "
+                         "spec's own measurement." + (f" Tools: {' | '.join(tools)}." if tools else "")))
+    if errs:
+        names = dict(_CONFIRM_FIGURES)
+        sec.table(pd.DataFrame([{"figure": names[f], "runs": e["n"], "exact": e["exact"],
+                                 "mean |error| (%)": e["mean_abs_pct"], "largest error (%)": e["max_pct"]}
+                                for f, e in errs.items()]), text_columns=["figure"])
+    table = pd.DataFrame({c: conf[c] for c in ("point_id", "digest", "design", "status") if c in conf.columns})
+    for f, _ in _CONFIRM_FIGURES:
+        m, r = f"model_{f}", f"real_{f}"
+        if m in conf.columns and r in conf.columns and (f != "fmax_mhz" or conf[r].notna().any()):
+            table[m] = conf[m]
+            table[r] = conf[r]
+            table[f"{f} error (%)"] = [100.0 * relative_error(a, b) for a, b in zip(conf[m], conf[r])]
+    for c in ("clock_mhz", "rtl_reaches_clock", "real_fits", "cached", "fmax_source", "error"):
+        if c in conf.columns and conf[c].notna().any():
+            table[c] = conf[c]
+    sec.table(table, text_columns=["digest", "design", "status", "fmax_source", "error"])
+    for f, label in _CONFIRM_FIGURES:
+        m, r = f"model_{f}", f"real_{f}"
+        if m not in ok.columns or r not in ok.columns:
+            continue
+        mv, rv = _num(ok, m), _num(ok, r)
+        sel = np.isfinite(mv) & np.isfinite(rv)
+        if not sel.any():
+            continue
+        hover = [f"point {fmt_value(p)} [{html.escape(str(d))}] {html.escape(str(g))}<br>model {fmt_value(a)}, "
+                 f"real {fmt_value(b)} ({100.0 * relative_error(a, b):+.1f} %)"
+                 for p, d, g, a, b in zip(ok["point_id"], ok.get("digest", [""] * len(ok)), ok["design"], mv, rv)]
+        sec.picture(model_real_picture(f"confirm-{slug(f)}", label, rv[sel], mv[sel],
+                                       list(np.asarray(hover, dtype=object)[sel]),
+                                       title=f"{label.split(' (')[0]}: model against real"))
+    return sec
+
+
 def write_sweep_report(df: pd.DataFrame, *, axes: Sequence[str], objectives: Iterable[Any], out_dir: Path | str,
-                       title: str = "sparseforge sweep report", best: int = 3) -> dict[str, Path]:
+                       title: str = "sparseforge sweep report", best: int = 3,
+                       confirm: pd.DataFrame | None = None) -> dict[str, Path]:
     """Write the sweep report files (:data:`SWEEP_FILES`) into ``out_dir`` (created if
     needed) and return them by name. ``objectives`` takes any form
     :func:`~sparseforge.report.base.objectives_of` does (``"latency_s:min"``, ...).
     Points are grouped by their ``workload`` column when it holds several workloads; each
     group gets its own Pareto front. Raises :class:`ReportError` for results that lack a
-    named column, and writes nothing then."""
+    named column, and writes nothing then. ``confirm``: the run's confirmations (table
+    ``confirm`` of the store, :func:`sparseforge.sweep.store.load_confirm`), shown model
+    against real and written to ``confirm.csv``; None or empty for none."""
     axes = list(axes)
     objs = objectives_of(objectives)
     _check(df, axes, objs)
@@ -264,12 +372,23 @@ def write_sweep_report(df: pd.DataFrame, *, axes: Sequence[str], objectives: Ite
             sections.append(Section(f"Failed points{gtag}", intro=f"{len(failed)} points did not run; their errors:")
                             .table(failed[cols], text_columns=["digest", "error"]))
 
+    has_confirm = confirm is not None and len(confirm) > 0
+    if confirm is not None and not isinstance(confirm, pd.DataFrame):
+        raise ReportError(f"confirm = {type(confirm).__name__} is not allowed: give a pandas DataFrame "
+                          "(sparseforge.sweep.store.load_confirm) or None")
+    if has_confirm:
+        sections.append(_confirm_section(confirm.reset_index(drop=True)))
+
     subtitle = (f"{len(df)} points: {n_ok} ran, {len(df) - n_ok} failed, {n_ok - n_fit} do not fit the device; "
                 f"{int(front_all.sum())} on the Pareto front of {', '.join(str(o) for o in objs)}. "
                 + (f"Axes: {', '.join(axes)}." if axes else ""))
     facts = [("objectives", ", ".join(str(o) for o in objs)), ("axes", ", ".join(axes) or "none"),
              ("points", f"{len(df)} ({n_ok} ran, {n_fit} fit the device)"),
-             ("files", ", ".join(SWEEP_FILES))]
+             ("files", ", ".join(SWEEP_FILES + ((CONFIRM_FILE,) if has_confirm else ())))]
+    if has_confirm:
+        n_conf_ok = int((confirm["status"].astype(str) == "ok").sum())
+        facts.insert(3, ("confirmed", f"{len(confirm)} design runs synthesised for real ({n_conf_ok} ok): see "
+                                      "Model against real"))
     sections.insert(0, Section("Summary").raw(facts_html(facts)))
     page = render_page(title, subtitle, sections)
 
@@ -286,5 +405,7 @@ def write_sweep_report(df: pd.DataFrame, *, axes: Sequence[str], objectives: Ite
         out_dir / "pareto.png": png,
         out_dir / "pareto.svg": svg,
     }
+    if has_confirm:
+        files[out_dir / CONFIRM_FILE] = confirm.to_csv(index=False)
     write_files_atomic(files)
     return {p.name: p for p in files}

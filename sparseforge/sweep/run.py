@@ -2,7 +2,8 @@
 rows written to the store by the driver, with a progress bar and a summary.
 
 The three executors run the same function (:func:`.evaluate.evaluate_chunk`) on chunks of
-points and hand back rows as they complete; only the driver writes. A local worker that
+points and hand back rows as they complete; only the driver writes. ``--confirm K`` runs the
+real tools on the K best points through the same executors (:mod:`.confirm`). A local worker that
 dies takes its chunks with it: the pool is restarted and those chunks are submitted again
 (a Dask cluster does the same by itself). A driver killed at any moment leaves the rows it
 committed; ``--resume`` computes the rest.
@@ -71,9 +72,10 @@ class SerialExecutor:
     workers = 1
     label = "serial (in process)"
 
-    def run(self, tasks: list[PointTask]) -> Iterator[list[dict]]:
-        for chunk in _chunks(tasks, 8):
-            yield evaluate_chunk(chunk)
+    def run(self, tasks: list, fn: Callable[[list], list[dict]] = evaluate_chunk,
+            chunk: int | None = None) -> Iterator[list[dict]]:
+        for c in _chunks(tasks, chunk or 8):
+            yield fn(c)
 
     def close(self) -> None:
         pass
@@ -90,13 +92,14 @@ class LocalExecutor:
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, initializer=_watch_parent, initargs=(os.getpid(),))
 
-    def run(self, tasks: list[PointTask]) -> Iterator[list[dict]]:
-        pending = _chunks(tasks, _chunk_size(len(tasks), self.workers))
+    def run(self, tasks: list, fn: Callable[[list], list[dict]] = evaluate_chunk,
+            chunk: int | None = None) -> Iterator[list[dict]]:
+        pending = _chunks(tasks, chunk or _chunk_size(len(tasks), self.workers))
         restarts = 0
         while pending:
             if self._pool is None:
                 self._pool = self._new_pool()
-            futures = {self._pool.submit(evaluate_chunk, c): c for c in pending}
+            futures = {self._pool.submit(fn, c): c for c in pending}
             pending = []
             broken = False
             while futures:
@@ -144,11 +147,12 @@ class DaskExecutor:
         self.workers = max(1, sum(self.client.nthreads().values()))
         self.label = f"Dask at {address}, {self.workers} worker threads"
 
-    def run(self, tasks: list[PointTask]) -> Iterator[list[dict]]:
+    def run(self, tasks: list, fn: Callable[[list], list[dict]] = evaluate_chunk,
+            chunk: int | None = None) -> Iterator[list[dict]]:
         from distributed import as_completed
 
-        chunks = _chunks(tasks, _chunk_size(len(tasks), self.workers))
-        futures = self.client.map(evaluate_chunk, chunks, pure=False)
+        chunks = _chunks(tasks, chunk or _chunk_size(len(tasks), self.workers))
+        futures = self.client.map(fn, chunks, pure=False)
         try:
             for fut in as_completed(futures, loop=self.client.loop):
                 try:
@@ -230,9 +234,12 @@ class Summary:
     seconds: float = 0.0
     best: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    confirm: Any = None      # a .confirm.ConfirmSummary when --confirm ran
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        out["confirm"] = self.confirm.to_dict() if self.confirm is not None else None
+        return out
 
     def text(self) -> str:
         rate = (self.computed + self.failed) / self.seconds if self.seconds > 0 else 0.0
@@ -249,18 +256,20 @@ class Summary:
                 continue
             axes = ", ".join(f"{k}={v}" for k, v in b["axes"].items())
             lines.append(f"best {obj}: {b['value']:.4g} ({OBJECTIVES[obj][0]}) at point {b['point_id']}: {axes}")
+        if self.confirm is not None:
+            lines.append(self.confirm.text())
         return "\n".join(lines)
 
 
 class _Progress:
-    def __init__(self, total: int, initial: int, show: bool):
+    def __init__(self, total: int, initial: int, show: bool, desc: str = "sweep"):
         self.bar = None
         if show:
             from tqdm import tqdm
 
             tqdm.monitor_interval = 0
             self.bar = tqdm(total=total, initial=initial, file=sys.stderr, unit="pt", dynamic_ncols=True,
-                            desc="sweep")
+                            desc=desc)
 
     def update(self, n: int) -> None:
         if self.bar is not None:
@@ -288,14 +297,20 @@ def _best(sweep: Sweep, store: Store) -> dict[str, Any]:
 
 
 def run_sweep(sweep: Sweep | str | Path, *, out: str | Path = "runs", resume: bool = False,
-              scheduler: str | None = None, workers: int | None = None, progress: bool = True) -> Summary:
-    """Run (or continue) a sweep; returns its :class:`Summary`. Bad input raises
+              scheduler: str | None = None, workers: int | None = None, progress: bool = True,
+              confirm: int | None = None) -> Summary:
+    """Run (or continue) a sweep; returns its :class:`Summary`. With ``confirm = K``, then
+    run the real tools on the K best points (:mod:`.confirm`). Bad input raises
     :class:`SweepError` before anything is written."""
     t0 = time.perf_counter()
     if not isinstance(sweep, Sweep):
         sweep = load_sweep(sweep)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise SweepError(f"--workers {workers!r} is not allowed: must be an integer >= 1")
+    if confirm is not None:
+        from .confirm import check_k
+
+        check_k(confirm)
     run_dir, _ = prepare_run_dir(sweep, Path(out), resume=resume)
     executor = make_executor(scheduler=scheduler, workers=workers)     # connects before writing anything
     summary = Summary(name=sweep.name, run_dir=str(run_dir), executor=executor.label)
@@ -321,10 +336,14 @@ def run_sweep(sweep: Sweep | str | Path, *, out: str | Path = "runs", resume: bo
             finally:
                 bar.close()
         summary.best = _best(sweep, store)
+        summary.seconds = time.perf_counter() - t0               # the sweep's time, without --confirm
+        if confirm:
+            from .confirm import run_confirm
+
+            summary.confirm = run_confirm(sweep, store, executor, confirm, show)
     finally:
         executor.close()
         store.close()
-    summary.seconds = time.perf_counter() - t0
     return summary
 
 
