@@ -329,7 +329,27 @@ def map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | 
     return min(fits, key=lambda mp: layer_cycles(spec, mp))
 
 
-def _map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None, dataflow: str) -> LayerMapping:
+def check_layers(spec: HardwareSpec, layers: "list[tuple[GemmLayer, tuple[int, int] | None]]") -> None:
+    """Refuse, before any layer is simulated, a workload the mapper would refuse part way:
+    every ``(layer, sparsity)`` pair gets the checks of :func:`map_layer` (sparsity, ``max_k``,
+    buffer pieces, the :data:`MAX_RUNS` limit) without building its plan. Raises the same
+    :class:`MappingError` the mapping would. (``switchable``: either dataflow may take it.)"""
+    flows = (WS, OS) if spec.dataflow == "switchable" else (spec.dataflow,)
+    for layer, sparsity in layers:
+        errors = []
+        for dataflow in flows:
+            try:
+                _check_layer(spec, layer, sparsity, dataflow)
+                break
+            except MappingError as e:
+                errors.append(e)
+        else:
+            raise errors[0] from None
+
+
+def _check_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None,
+                 dataflow: str) -> tuple["_Geometry", int, tuple[int, int] | None]:
+    """The checks of one layer's mapping: its geometry, the largest k-block, its sparsity."""
     sparsity = check_sparsity(spec, sparsity) if layer.prunable else None
     if layer.k > spec.max_k:
         raise MappingError(f"layer {layer.name}: K = {layer.k} exceeds max_k = {spec.max_k} "
@@ -348,6 +368,11 @@ def _map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] |
         raise MappingError(f"layer {layer.name}: {runs} array runs ({layer.tokens} tokens, K = {layer.k}, "
                            f"{layer.n_out} outputs, x {layer.count}) are more than the {MAX_RUNS} one layer may "
                            "take: lower the batch or tokens, or raise the buffers")
+    return geo, k_max, sparsity
+
+
+def _map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None, dataflow: str) -> LayerMapping:
+    geo, k_max, sparsity = _check_layer(spec, layer, sparsity, dataflow)
     best = _plan(spec, geo, k_max)
     if k_max < geo.KU:
         cost = plan_cost(spec, best)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sparseforge.dataflow.mapper import LayerMapping, map_network, run_compute_cycles, word_bytes
+from sparseforge.dataflow.mapper import LayerMapping, check_layers, map_network, run_compute_cycles, word_bytes
 from sparseforge.models.network import Network
 from sparseforge.spec import HardwareSpec
 
@@ -165,12 +165,16 @@ def simulate_layer(spec: HardwareSpec, mp: LayerMapping, *, timeline: DramTimeli
 
 
 def simulate_network(spec: HardwareSpec, network: Network, sparsity: tuple[int, int] | None) -> NetworkResult:
-    """Map and simulate every layer; prunable layers run ``sparsity`` (``None``: dense)."""
+    """Map and simulate every layer; prunable layers run ``sparsity`` (``None``: dense).
+    Every layer is checked before the first is mapped (:func:`check_layers`)."""
+    check_layers(spec, [(lay, sparsity) for lay in network.layers])
     maps = map_network(spec, network, sparsity)
     layers = tuple(simulate_layer(spec, mp) for mp in maps)
     return NetworkResult(network=network.name, spec=spec, sparsity=sparsity, layers=layers)
 
 
 def compare(spec: HardwareSpec, network: Network, sparsity: tuple[int, int] | None) -> tuple[NetworkResult, NetworkResult]:
-    """The network at ``sparsity`` and the same layers dense on the same array."""
+    """The network at ``sparsity`` and the same layers dense on the same array (both checked
+    before either is simulated)."""
+    check_layers(spec, [(lay, sparsity) for lay in network.layers] + [(lay, None) for lay in network.layers])
     return simulate_network(spec, network, sparsity), simulate_network(spec, network, None)

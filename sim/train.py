@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sparseforge.dataflow.mapper import check_sparsity, map_layer
+from sparseforge.dataflow.mapper import check_layers, check_sparsity, map_layer
 from sparseforge.models.network import GemmLayer, Network
 from sparseforge.models.zoo_train import training_gemms
 from sparseforge.spec import HardwareSpec
@@ -162,10 +162,14 @@ def _best_wg_orientation(spec: HardwareSpec, mp):
     streams the N rows of ``dY^T`` past ``X`` (tokens = N), ``dW^T[K, N] = X^T dY`` streams
     the K rows of ``X^T`` past ``dY`` (tokens = K). Keep the orientation that runs faster
     alone (both reduce over batch x positions)."""
-    lay = mp.layer
-    flipped = map_layer(spec, GemmLayer(name=lay.name, tokens=lay.n_out, k=lay.k, n_out=lay.tokens, kind=lay.kind,
-                                        prunable=False, group=lay.group, count=lay.count), None)
+    flipped = map_layer(spec, _flipped(mp.layer), None)
     return flipped if simulate_layer(spec, flipped).cycles < simulate_layer(spec, mp).cycles else mp
+
+
+def _flipped(lay: GemmLayer) -> GemmLayer:
+    """WG's other orientation: ``dW^T[K, N] = X^T dY`` (see :func:`_best_wg_orientation`)."""
+    return GemmLayer(name=lay.name, tokens=lay.n_out, k=lay.k, n_out=lay.tokens, kind=lay.kind,
+                     prunable=False, group=lay.group, count=lay.count)
 
 
 def simulate_training(spec: HardwareSpec, network: Network, *, method: str, sparsity: tuple[int, int] | None,
@@ -186,6 +190,16 @@ def simulate_training(spec: HardwareSpec, network: Network, *, method: str, spar
         if lay.prunable and sparsity and lay.k < sparsity[1]:
             raise ValueError(f"layer {lay.name}: reduction K = {lay.k} is shorter than the group size "
                              f"M = {sparsity[1]}: N:M needs K >= M")
+
+    # every GEMM of the iteration is checked before the first one is simulated, so a workload
+    # the mapper cannot take is refused at once, not after the layers before it
+    gemms_to_map = []
+    for i, (ff, bp, wg) in enumerate(shapes):
+        gemms_to_map.append((ff, ff_sp if ff.prunable else None))
+        if i > 0:
+            gemms_to_map.append((bp, bp_sp if bp.prunable else None))
+        gemms_to_map += [(wg, None), (_flipped(wg), None)]
+    check_layers(spec, gemms_to_map)
 
     # ---- SORE schedule: which masks, in the order the array needs them
     has_w = [lay.prunable and lay.kind != "attention" for lay in layers]

@@ -566,3 +566,28 @@ def test_grouped_forms_of_other_patterns():
     with pytest.raises(ValueError, match=r"^a group of 4 reduction indices holds 3 nonzero weights, "
                                          r"more than the PE's 2 multipliers$"):
         grouped_pruned(np.array([[1, 1, 1, 0]]), HardwareSpec(), 4)
+
+
+@pytest.mark.parametrize("which", ["network", "compare", "training"])
+def test_a_layer_the_mapper_refuses_is_refused_before_any_layer_is_simulated(which, monkeypatch):
+    """A workload whose LAST layer exceeds ``max_k`` is refused up front: no layer before it
+    is simulated first (a huge request must not run for minutes before its refusal)."""
+    import sparseforge.sim.simulate as simulate_mod
+    import sparseforge.sim.train as train_mod
+
+    spec = load_spec("tiny")
+    ok = [GemmLayer(name=f"ok{i}", tokens=8, k=64, n_out=8) for i in range(2)]
+    huge = GemmLayer(name="huge", tokens=8, k=spec.max_k + 1, n_out=8)
+    net = Network(name="n", layers=(*ok, huge))
+    calls = []
+    monkeypatch.setattr(simulate_mod, "simulate_layer", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(train_mod, "simulate_layer", lambda *a, **k: calls.append(1))
+    with pytest.raises(MappingError, match="huge"):
+        if which == "network":
+            simulate_network(spec, net, (2, 4))
+        elif which == "compare":
+            compare(spec, net, (2, 4))
+        else:
+            train_mod.simulate_training(spec, Network(name="n", layers=(*ok, GemmLayer(
+                name="huge", tokens=spec.max_k + 1, k=64, n_out=8))), method="bdwp", sparsity=(2, 4))
+    assert calls == []
