@@ -373,6 +373,7 @@ def _check_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int]
 
 def _map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None, dataflow: str) -> LayerMapping:
     geo, k_max, sparsity = _check_layer(spec, layer, sparsity, dataflow)
+    group = geo.group
     best = _plan(spec, geo, k_max)
     if k_max < geo.KU:
         cost = plan_cost(spec, best)
