@@ -53,13 +53,11 @@ class PrunedModel:
 
 @lru_cache(maxsize=8)
 def pruned_minilm(n: int = 2, m: int = 4, *, tokens: int = 128, text: str | None = None,
-                  weights_path: str | None = None, weights: dict | None = None) -> PrunedModel:
+                  weights_path: str | None = None) -> PrunedModel:
     """Prune MiniLM ``n:m`` (``n == m``: dense, int8 only), quantise and run ``tokens`` real
     tokens of ``text`` (default: the bundled sample text) through it. ``weights_path``: a
-    safetensors file of the same architecture instead of the packaged weights; ``weights``:
-    weights already loaded by :func:`minilm.load_weights` (then ``weights_path`` is unused)."""
-    if weights is None:
-        weights = minilm.load_weights(weights_path)
+    safetensors file of the same architecture instead of the packaged weights."""
+    weights = minilm.load_weights(weights_path)
     ids = minilm.tokenize(text if text is not None else minilm.sample_text(), max_tokens=tokens)
     dense_hidden, _ = minilm.forward(ids, weights)
     sparse = n < m

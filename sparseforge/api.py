@@ -348,11 +348,12 @@ def _functional_minilm(spec: HardwareSpec, sparsity: tuple[int, int] | None, tok
     try:
         # the inputs are read and checked before the first progress line, so a bad weights
         # file or text is refused in one line
-        loaded = minilm.load_weights(None if weights is None else str(weights))
+        weights_path = None if weights is None else str(weights)
+        minilm.load_weights(weights_path)
         minilm.tokenize(text if text is not None else minilm.sample_text(), max_tokens=tokens)
         progress(f"pruning every Linear layer of all-MiniLM-L6-v2 {n}:{m}, quantising to int8, "
                  f"running {tokens} tokens of real text")
-        model = pruned_minilm(n, m, tokens=tokens, text=text, weights=loaded)
+        model = pruned_minilm(n, m, tokens=tokens, text=text, weights_path=weights_path)
     except (FileNotFoundError, ValueError) as exc:
         if isinstance(exc, InputError):
             raise

@@ -93,3 +93,16 @@ def test_missing_weights_file_and_text_are_rejected(tmp_path, capsys):
     assert "cannot be read" in capsys.readouterr().err
     assert main(["simulate", "--text", str(tmp_path / "none.txt")]) == 2
     assert "add --functional" in capsys.readouterr().err
+
+
+def test_cli_functional_run_end_to_end(capsys):
+    """`simulate --functional` (what `make demo` runs) loads the real weights, prunes, runs the
+    real text through the functional datapath and reports every layer bit-exact, with the
+    embedding cosine, in its JSON."""
+    import json
+
+    assert main(["simulate", "--hw", "tiny", "--functional", "--tokens", "16", "--no-dense", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    f = out["functional"]
+    assert f["layers"] == 36 and f["layers_bit_exact"] == 36 and f["tokens"] == 16
+    assert 0.0 < f["cosine_to_dense"] < 1.0
