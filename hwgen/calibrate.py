@@ -35,13 +35,13 @@ import datetime as _dt
 import hashlib
 import importlib.metadata
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from sparseforge.fileio import write_atomic
 from sparseforge.spec import HardwareSpec, load_spec
 
 __all__ = ["XILINX_GRID", "ECP5_GRID", "grid_spec", "xilinx_record", "ecp5_record", "run_xilinx_point",
@@ -132,16 +132,7 @@ def tool_versions() -> dict[str, str | None]:
 
 
 def _write_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(obj, indent=1, sort_keys=True) + "\n", what="calibration record")
 
 
 def _emit(spec: HardwareSpec, design: str, root: Path) -> tuple[Path, dict[str, Any], str]:

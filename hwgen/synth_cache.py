@@ -18,11 +18,11 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sparseforge.fileio import write_atomic
 from sparseforge.spec import HardwareSpec
 
 __all__ = ["cache_dir", "cache_key", "lookup", "store", "xilinx_run", "xilinx_resources", "ecp5_run",
@@ -89,17 +89,7 @@ def lookup(key: str) -> dict[str, Any] | None:
 
 def store(key: str, record: dict[str, Any]) -> Path:
     """Write ``record`` under ``key`` atomically; returns the file."""
-    path = _path(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(_path(key), json.dumps(record, indent=1, sort_keys=True), what="synthesis cache entry")
 
 
 def xilinx_run(spec: HardwareSpec, design: str, *, use_cache: bool = True,

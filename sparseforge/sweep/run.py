@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..fileio import write_atomic
 from .evaluate import PointTask, evaluate_chunk, failed_row, make_task
 from .file import OBJECTIVES, Sweep, SweepError, load_sweep
 from .space import Nsga2Search, grid_points, random_points
@@ -198,15 +199,9 @@ def prepare_run_dir(sweep: Sweep, out: Path, *, resume: bool) -> tuple[Path, boo
     return run_dir, True
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _open_store(sweep: Sweep, run_dir: Path) -> Store:
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(run_dir / "sweep.toml", sweep.text)
+    write_atomic(run_dir / "sweep.toml", sweep.text, what="sweep.toml")
     store = Store(run_dir / STORE_NAME, axes=sweep.axis_names)
     import json
 
