@@ -586,7 +586,10 @@ def test_a_layer_the_mapper_refuses_is_refused_before_any_layer_is_simulated(whi
         if which == "network":
             simulate_network(spec, net, (2, 4))
         elif which == "compare":
-            compare(spec, net, (2, 4))
+            # 1,000 copies of a layer: 1,024,000 array runs sparse (within MAX_RUNS), 1,536,000
+            # dense (beyond it): only the dense run is refused, and before the sparse one runs
+            many = GemmLayer(name="huge", tokens=64, k=4096, n_out=64, count=1000)
+            compare(spec, Network(name="n", layers=(*ok, many)), (2, 4))
         else:
             train_mod.simulate_training(spec, Network(name="n", layers=(*ok, GemmLayer(
                 name="huge", tokens=spec.max_k + 1, k=64, n_out=8))), method="bdwp", sparsity=(2, 4))
