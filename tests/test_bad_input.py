@@ -165,11 +165,44 @@ def _spec_toml_cases() -> list[Case]:
 
 
 # ============================================================================ input files
+GOOD_SWEEP = """[sweep]
+name = "t"
+base = "tiny"
+[axes]
+rows = [2, 4]
+[[workloads]]
+kind = "inference"
+net = "minilm"
+tokens = 16
+sparsity = "array"
+[target]
+part = "xczu7ev"
+objectives = ["latency", "dsp"]
+"""
+
+
+def _sweep_files() -> dict[str, str]:
+    """The sweep files of the ``sweep`` cases: the good one and one mistake each."""
+    return {
+        "sweep_good.toml": GOOD_SWEEP,
+        "sweep_truncated.toml": GOOD_SWEEP.replace("rows = [2, 4]", "rows = [2, 4"),
+        "sweep_unknown_axis.toml": GOOD_SWEEP.replace("rows = [2, 4]", "lanes = [2, 4]"),
+        "sweep_empty_axis.toml": GOOD_SWEEP.replace("rows = [2, 4]", "rows = []"),
+        "sweep_bad_range.toml": GOOD_SWEEP.replace("rows = [2, 4]", "rows = {start = 8, stop = 2, step = 2}"),
+        "sweep_unknown_part.toml": GOOD_SWEEP.replace('"xczu7ev"', '"xc7bogus"'),
+        "sweep_missing_metric.toml": GOOD_SWEEP.replace('"latency", "dsp"', '"latency", "accuracy"'),
+        "sweep_unknown_net.toml": GOOD_SWEEP.replace('net = "minilm"', 'net = "bogusnet"'),
+    }
+
+
 def _write_inputs(d: Path) -> None:
     """The malformed (and a few good) input files the hand-written cases read. None of them
     may change."""
     (d / "afile.txt").write_text("a regular file\n")
     (d / "adir.toml").mkdir()
+    # sweep files: one good, the others each with one mistake
+    for name, text in _sweep_files().items():
+        (d / name).write_text(text)
     # --hw files
     (d / "binary.toml").write_bytes(bytes(range(256)) * 4)
     (d / "latin1.toml").write_bytes("description = 'caf\u00e9 cr\u00e8me'\nrows = 8\n".encode("latin-1"))
@@ -596,6 +629,34 @@ HAND: list[Case] = [
     Case("synth-freq-inf", ("synth", "d", "--freq", "inf"), "--freq", setup=GOOD_DESIGN),
     Case("synth-freq-text", ("synth", "d", "--freq", "fast"), "--freq", setup=GOOD_DESIGN),
     Case("synth-ecp5-device", ("synth", "d", "--ecp5-device", "bogus"), "--ecp5-device", setup=GOOD_DESIGN),
+    # --- sweep: sweep files, options and outputs
+    Case("sweep-missing-file", ("sweep", "{in}/nosuch.toml"), "nosuch.toml"),
+    Case("sweep-folder", ("sweep", "{in}/adir.toml"), "adir.toml"),
+    Case("sweep-truncated", ("sweep", "{in}/sweep_truncated.toml"), "sweep_truncated.toml"),
+    Case("sweep-unknown-axis", ("sweep", "{in}/sweep_unknown_axis.toml"), "lanes"),
+    Case("sweep-empty-axis", ("sweep", "{in}/sweep_empty_axis.toml"), "rows"),
+    Case("sweep-bad-range", ("sweep", "{in}/sweep_bad_range.toml"), "rows"),
+    Case("sweep-unknown-part", ("sweep", "{in}/sweep_unknown_part.toml"), "xc7bogus"),
+    Case("sweep-missing-metric", ("sweep", "{in}/sweep_missing_metric.toml"), "accuracy"),
+    Case("sweep-unknown-net", ("sweep", "{in}/sweep_unknown_net.toml"), "bogusnet"),
+    Case("sweep-confirm-negative", ("sweep", "{in}/sweep_good.toml", "--confirm", "-1"), "--confirm"),
+    Case("sweep-workers-zero", ("sweep", "{in}/sweep_good.toml", "--workers", "0"), "--workers"),
+    Case("sweep-out-under-a-file", ("sweep", "{in}/sweep_good.toml", "--out", "{in}/afile.txt/runs"), "afile.txt"),
+    # --- report: run folders
+    Case("report-missing", ("report", "{out}/nosuch"), "nosuch"),
+    Case("report-a-file", ("report", "{in}/afile.txt"), "afile.txt"),
+    Case("report-no-store", ("report", "{in}/adir.toml"), "adir.toml"),
+    # --- compare: specs, options and outputs
+    Case("compare-one-hw", ("compare", "--hw", "tiny"), "--hw"),
+    Case("compare-unknown-preset", ("compare", "--hw", "tiny", "--hw", "bogus"), "bogus"),
+    Case("compare-bad-sparsity", ("compare", "--hw", "tiny", "--hw", "default", "--sparsity", "x:y"), "--sparsity"),
+    Case("compare-unknown-net", ("compare", "--hw", "tiny", "--hw", "default", "--net", "bogusnet"), "bogusnet"),
+    Case("compare-bad-extension", ("compare", "--hw", "tiny", "--hw", "default", "-o", "{out}/c.xlsx"), "c.xlsx"),
+    Case("compare-json-with-output", ("compare", "--hw", "tiny", "--hw", "default", "--json", "-o",
+                                      "{out}/c.csv"), "--json"),
+    # --- simulate's HTML report: inference only
+    Case("sim-html-with-train", ("simulate", "--train", "--net", "minilm", "--no-dense", "-o", "{out}/r.html"),
+         "r.html"),
     # --- the command line itself
     Case("cli-no-command", (), "COMMAND"),
     Case("cli-unknown-command", ("bogus",), "bogus"),

@@ -135,3 +135,17 @@ def test_simulation_report_in_a_browser(tmp_path):
     write_simulation_report(sparse, dense, spec, page)
     dom = open_in_browser(page, tmp_path, {"layers", "roofline", "energy", "sparse-vs-dense"})
     assert dom.points["roofline"] == len(sparse.layers) + len(dense.layers)
+
+
+def test_compare_page_in_a_browser(tmp_path):
+    """`compare -o x.html`: no console error, both pictures drawn; the per-layer plot holds
+    one bar per layer per spec, the energy plot one per spec for each of MAC, SRAM and DRAM."""
+    from sparseforge.report import compare_specs, write_comparison
+
+    specs = [load_spec("tiny"), load_spec("default")]
+    cmp = compare_specs(specs, small_network())
+    page = tmp_path / "cmp.html"
+    write_comparison(cmp, page)
+    dom = open_in_browser(page, tmp_path, {"compare-layers", "compare-energy"})
+    assert dom.points["compare-layers"] == len(specs) * len(cmp.results[0].layers)
+    assert dom.points["compare-energy"] == len(specs) * 3

@@ -41,10 +41,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 @command
 def cmd_report(args: argparse.Namespace) -> int:
     """Run the command; returns the exit status (user errors raise UserError)."""
-    from ..report.run import write_run_report
+    from ..report.run import check_run_dir, write_run_report
 
     if args.best < 0:
         raise UserError(f"--best {args.best} is not allowed: must be >= 0")
+    check_run_dir(args.run_dir)              # a wrong folder is refused before the progress line
     if args.out:
         check_output_folder(args.out, what="--out")
     progress(f"building the report of {args.run_dir}")

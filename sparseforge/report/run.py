@@ -66,12 +66,23 @@ def _axes_by_position(df: pd.DataFrame) -> list[str]:
                       "give the axes")
 
 
+def check_run_dir(run_dir: Path | str) -> Path:
+    """``run_dir`` as a path, when it is a folder holding a sweep's store or its Parquet
+    table; else :class:`ReportError` naming the folder and what is wrong. Reads nothing."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise ReportError(f"run folder {str(run_dir)!r} does not exist: give the folder a sweep wrote (runs/NAME)")
+    if not run_dir.is_dir():
+        raise ReportError(f"run folder {str(run_dir)!r} is not a folder: give the folder a sweep wrote (runs/NAME)")
+    if not (run_dir / STORE).is_file() and not (run_dir / PARQUET).is_file():
+        raise ReportError(f"run folder {str(run_dir)!r} holds no {STORE} or {PARQUET}: give the folder a sweep wrote")
+    return run_dir
+
+
 def load_run(run_dir: Path | str) -> tuple[pd.DataFrame, list[str], list[Objective], str]:
     """The results of a run folder, its axes, its objectives (empty when the folder does
     not say) and its name."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ReportError(f"run folder {str(run_dir)!r} does not exist: give the folder a sweep wrote (runs/NAME)")
+    run_dir = check_run_dir(run_dir)
     store = run_dir / STORE
     if store.is_file():
         from sparseforge.sweep import load_results
