@@ -33,14 +33,19 @@ class SparseArray(wiring.Component):
     - ``w_we``, ``w_row``, ``w_data`` (``cols * n * weight_width``; column c's weights at
       ``[c*n*ww, (c+1)*n*ww)``), ``w_idx`` (``cols * n * idx_width``): shadow weight load.
     - ``y_valid``, ``y_data`` (``cols * acc_width``; column c at ``[c*acc, (c+1)*acc)``).
+
+    ``valid=False`` builds the array without ``x_valid``/``y_valid`` and their delay line
+    (``array_latency`` registers): for a user that tracks its vectors itself, as the GEMM
+    engine does with its output tags (``hwgen.engine``), the line would be dead logic.
     """
 
-    def __init__(self, *, spec: HardwareSpec):
+    def __init__(self, *, spec: HardwareSpec, valid: bool = True):
         if not isinstance(spec, HardwareSpec):
             raise TypeError(f"spec must be a HardwareSpec, not {spec!r}")
         self._spec = spec
+        self._valid = bool(valid)
         s = spec
-        super().__init__({
+        ports = {
             "x_valid": In(1),
             "x_first": In(1),
             "x_data": In(s.rows * s.m * s.act_width),
@@ -50,7 +55,10 @@ class SparseArray(wiring.Component):
             "w_idx": In(s.cols * s.n * s.idx_width),
             "y_valid": Out(1),
             "y_data": Out(s.cols * s.acc_width),
-        })
+        }
+        if not valid:
+            del ports["x_valid"], ports["y_valid"]
+        super().__init__(ports)
 
     @property
     def spec(self) -> HardwareSpec:
@@ -65,14 +73,15 @@ class SparseArray(wiring.Component):
         # input register
         in_data = Signal(R * gw)
         in_first = Signal()
-        in_valid = Signal()
         m.d.sync += [
             in_data.eq(self.x_data),
-            in_first.eq(self.x_first & self.x_valid),
-            in_valid.eq(self.x_valid),
+            in_first.eq(self.x_first & self.x_valid if self._valid else self.x_first),
         ]
+        if self._valid:
+            in_valid = Signal()
+            m.d.sync += in_valid.eq(self.x_valid)
 
-        pes = [[SparsePE(spec=s) for _ in range(C)] for _ in range(R)]
+        pes = [[SparsePE(spec=s, first_out=c < C - 1) for c in range(C)] for _ in range(R)]
         for r in range(R):
             # input skew: row r waits r cycles
             data = in_data.word_select(r, gw)
@@ -95,7 +104,7 @@ class SparseArray(wiring.Component):
                     pe.w_idx.eq(self.w_idx.word_select(c, s.n * s.idx_width)),
                     pe.psum_in.eq(pes[r - 1][c].psum_out if r > 0 else 0),
                 ]
-                data, first = pe.x_out, pe.first_out
+                data, first = pe.x_out, (pe.first_out if c < C - 1 else None)
 
         # output deskew: column c waits cols-1-c cycles to line up with the last column
         outs = []
@@ -111,12 +120,13 @@ class SparseArray(wiring.Component):
 
         # valid: a plain delay line of the array's latency (the input register is its
         # first stage)
-        v = in_valid
-        for k in range(s.array_latency - 1):
-            v_next = Signal(name=f"valid_d{k}")
-            m.d.sync += v_next.eq(v)
-            v = v_next
-        m.d.comb += self.y_valid.eq(v)
+        if self._valid:
+            v = in_valid
+            for k in range(s.array_latency - 1):
+                v_next = Signal(name=f"valid_d{k}")
+                m.d.sync += v_next.eq(v)
+                v = v_next
+            m.d.comb += self.y_valid.eq(v)
         return m
 
 

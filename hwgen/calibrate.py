@@ -116,9 +116,15 @@ MEMORY_GRID: list[tuple[int, int, int]] = [
 ECP5_DEVICE, ECP5_PACKAGE, ECP5_SPEED, ECP5_FREQ_MHZ, ECP5_SEED = "85k", "CABGA381", 6, 100.0, 1
 
 
+#: the clock every grid spec carries. The Verilog does not depend on ``clock_mhz``, and a
+#: preset's clock follows the grid's own measurements (tiny runs at its engine's Fmax), so the
+#: grid pins it instead of taking the preset's (the records and their digests stay put)
+GRID_CLOCK_MHZ = 200.0
+
+
 def grid_spec(preset: str, overrides: dict[str, Any]) -> HardwareSpec:
-    """The spec of a grid point: a preset with field overrides."""
-    return load_spec(preset).replace(**overrides)
+    """The spec of a grid point: a preset at :data:`GRID_CLOCK_MHZ` with field overrides."""
+    return load_spec(preset).replace(**{"clock_mhz": GRID_CLOCK_MHZ, **overrides})
 
 
 def tool_versions() -> dict[str, str | None]:
@@ -236,8 +242,8 @@ def run_ecp5_point(name: str, design: str, preset: str, overrides: dict[str, Any
 def _memory_probe(width: int, depth: int, read_ports: int):
     """An Amaranth component holding one memory used the way the engines use theirs
     (:meth:`sparseforge.hwgen.engine.MemoryEngine._memories`): a zero-initialised
-    ``amaranth.lib.memory.Memory``, one write port with a one-bit enable, ``read_ports``
-    synchronous read ports, each with its own address."""
+    ``amaranth.lib.memory.Memory`` with Yosys' ``no_rw_check``, one write port with a
+    one-bit enable, ``read_ports`` synchronous read ports, each with its own address."""
     from amaranth import Module, unsigned
     from amaranth.lib import memory, wiring
     from amaranth.lib.wiring import In, Out
@@ -252,7 +258,8 @@ def _memory_probe(width: int, depth: int, read_ports: int):
 
         def elaborate(self, platform):
             m = Module()
-            m.submodules.mem = mem = memory.Memory(shape=unsigned(width), depth=depth, init=[])
+            m.submodules.mem = mem = memory.Memory(shape=unsigned(width), depth=depth, init=[],
+                                                   attrs={"no_rw_check": 1})
             wr = mem.write_port()
             m.d.comb += [wr.en.eq(self.we), wr.addr.eq(self.waddr), wr.data.eq(self.wdata)]
             for i in range(read_ports):

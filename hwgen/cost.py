@@ -49,7 +49,7 @@ from sparseforge.spec import HardwareSpec
 __all__ = [
     "Resources", "CostError", "MODEL_DESIGNS", "COEFFICIENTS", "FEATURES",
     "estimate_resources", "features", "dsp_per_multiplier", "map_memory", "MemoryMap",
-    "memories", "fit_coefficients", "load_calibration", "predict",
+    "memories", "out_banks", "check_multipliers", "fit_coefficients", "load_calibration", "predict",
 ]
 
 #: designs the model covers (names as in :data:`sparseforge.hwgen.emit.DESIGNS`)
@@ -281,15 +281,27 @@ def _engine_module(design: str):
     return mod.os_engine_depths, mod.os_word_widths
 
 
+def out_banks(depth: int) -> list[int]:
+    """Depths of the banks an engine builds its output memory of (``hwgen.engine.OUT_BANK_WORDS``
+    words each, the last one the rest)."""
+    from sparseforge.hwgen.engine import OUT_BANK_WORDS
+    return [min(OUT_BANK_WORDS, depth - b) for b in range(0, depth, OUT_BANK_WORDS)]
+
+
 def memories(spec: HardwareSpec, design: str = "engine") -> dict[str, MemoryMap]:
-    """The engine's three memories (``act``, ``wgt``, ``out``) with their Yosys mapping;
-    depths and word widths are the ones the engine module itself builds with. ``out`` has
-    two read ports (the accumulator's and the host's)."""
+    """The engine's memories with their Yosys mapping: ``act``, ``wgt`` and the output memory's
+    banks (``out``, or ``out0``, ``out1``, ... when there are several; :func:`out_banks`),
+    each with one read port (the output's is shared by the accumulator and the host); depths
+    and word widths are the ones the engine module itself builds with."""
     if design not in ("engine", "os_engine"):
         return {}
     depths_of, widths_of = _engine_module(design)
     d, w = depths_of(spec), widths_of(spec)
-    return {k: map_memory(w[k], d[f"{k}_depth"], 2 if k == "out" else 1) for k in ("act", "wgt", "out")}
+    out = {k: map_memory(w[k], d[f"{k}_depth"], 1) for k in ("act", "wgt")}
+    banks = out_banks(d["out_depth"])
+    for b, depth in enumerate(banks):
+        out["out" if len(banks) == 1 else f"out{b}"] = map_memory(w["out"], depth, 1)
+    return out
 
 
 @dataclass(frozen=True)
@@ -418,37 +430,80 @@ def _os_array(s: HardwareSpec, pe: _PE) -> dict[str, float]:
     }
 
 
+def _check_regs(pairs: list[tuple[int, int | None]], captured: int) -> int:
+    """Register bits of the engines' run checks (``MemoryEngine._run_checks``): the three
+    stage flags, the configuration words captured at start (``captured`` bits: one register
+    per distinct port), per check its product (or copy) and its comparison flag."""
+    return 3 + captured + sum(a + (b or 0) + 1 for a, b in pairs)
+
+
+def check_multipliers(spec: HardwareSpec, design: str, d: Mapping[str, int]) -> list[tuple[int, int]]:
+    """Operand widths of the run checks' multipliers (unsigned configuration ports)."""
+    if design == "engine":
+        tile, tok = _bits(d["wgt_depth"] // spec.rows + 1), _bits(d["act_depth"] + 1)
+        return [(tile, tile), (tile, tok), (tile, tok)]
+    gmax = max(d["act_depth"], d["wgt_depth"])
+    g, tt, nt = _bits(gmax + 1), _bits(d["act_depth"] + 1), _bits(d["wgt_depth"] + 1)
+    return [(nt, g), (tt, g), (tt, nt)]
+
+
+def _bank_regs(d: Mapping[str, int], width: int) -> int:
+    """Registers of a banked output memory's read: each bank's data, the bank index twice."""
+    n = len(out_banks(d["out_depth"]))
+    return 0 if n == 1 else n * width + 2 * _bits(n)
+
+
+def _bank_muxes(d: Mapping[str, int], width: int) -> int:
+    """LUTs of a banked output memory's bank selects: the accumulator's and the host's."""
+    n = len(out_banks(d["out_depth"]))
+    return 0 if n == 1 else 2 * width * mux_luts(n)
+
+
 def _ws_ctrl(s: HardwareSpec, d: Mapping[str, int], out_addr: int) -> tuple[int, int]:
-    """(register bits, counter bits) of the weight-stationary sequencer (engine.py)."""
+    """(register bits, counter bits) of the weight-stationary sequencer, run checks, tag
+    line and accumulator pipeline (engine.py)."""
     R, C = s.rows, s.cols
     act, wgt, out = d["act_depth"], d["wgt_depth"], d["out_depth"]
     max_tiles = wgt // R
     tile = _bits(max_tiles + 1)
-    count = max(1, max_tiles * max_tiles).bit_length() + 1
+    tok = _bits(act + 1)
     row = _bits(max(2, R))
-    a_act, a_wgt = _bits(act), _bits(wgt)
-    counters = (row + a_wgt + count + 2 * tile                     # loader
-                + _bits(act + 1) + 2 * tile + a_act + _bits(out + act + 1) + count + _bits(C + 1))
+    counters = (row + _bits(wgt + 1) + 2 * tile                   # loader
+                + tok + 2 * tile + _bits(act + 1) + _bits(out + act + 1) + _bits(C + 1))  # streamer
+    lat = 1 if len(out_banks(out)) == 1 else 2
     L = s.rows + s.cols + s.pe_latency
-    tags = (L + 1) * (3 + out_addr) + 1                         # valid, acc, last, address; first
-    flags = 2 + 2 + 2 + 1 + row                                 # running/done, active/all x2, w_we, w_row
-    return counters + tags + flags, counters
+    acc = C * s.acc_width
+    # the tag line: valid, acc, last and the address up to stage 1 (L taps), valid, last and
+    # the address to the write (2 more), valid and the address for forwarding (lat more)
+    tags = L * (3 + out_addr) + 2 * (2 + out_addr) + lat * (1 + out_addr)
+    pipeline = (3 + lat) * acc + lat + 2                        # old_q, sum_q, write-backs; flags
+    cfg = 2 * tile + 2 * tok + 1                                # last k-/n-tile, tokens, last token, accumulate
+    checks = _check_regs([(tile, None), (tile, tile), (tile, tok), (tile, tok)], 2 * tile)
+    flags = 2 + 3 + 3 + 1 + 2 + 2 * row                         # running/done, error, active/all/ahead, x_first, w_we, w_row
+    return counters + tags + pipeline + cfg + checks + flags, counters
 
 
 def _os_ctrl(s: HardwareSpec, d: Mapping[str, int], out_addr: int) -> tuple[int, int]:
-    """(register bits, counter bits) of the output-stationary sequencer and writer."""
+    """(register bits, counter bits) of the output-stationary sequencer, run checks and
+    writer (os_engine.py)."""
     R, C = s.rows, s.cols
     act, wgt, out = d["act_depth"], d["wgt_depth"], d["out_depth"]
     gmax = max(act, wgt)
-    # the tile bases only address their memory: bits above its address width are dead
-    counters = (_bits(max(gmax, 2 * C) + 1) + _bits(act + 1) + _bits(wgt + 1)
-                + min(_bits(act + gmax + 1), _bits(act)) + min(_bits(wgt + gmax + 1), _bits(wgt))
+    g, tt, nt = _bits(gmax + 1), _bits(act + 1), _bits(wgt + 1)
+    cnt = _bits(max(gmax, 2 * C) + 1)
+    # the tile bases and addresses only address their memory: bits above its address width
+    # are dead
+    counters = (cnt + tt + nt + 2 * min(_bits(act + gmax + 1), _bits(act)) + 2 * min(_bits(wgt + gmax + 1), _bits(wgt))
                 + _bits(out + C + 1)                              # sequencer
-                + _bits(2 * C + 1) + out_addr)                    # writer
+                + _bits(2 * C) + out_addr)                        # writer's column generator
+    lat = 1 if len(out_banks(out)) == 1 else 2
     D = 1 + 4 + R
-    tags = D * (2 + out_addr)
-    flags = 2 + 1 + 2 + 2                                        # running/done, all, x_first/last, writer
-    return counters + tags + flags, counters
+    tags = (D - 1 - lat) * (2 + out_addr) + (lat + 2) * (2 + out_addr)
+    pipeline = 2 * R * s.acc_width                               # old_q, sum_q
+    cfg = 2 * g + cnt + tt + nt + 1                              # groups, last group, period, last tiles, accumulate
+    checks = _check_regs([(g, None), (nt, g), (tt, g), (tt, nt)], tt + nt)
+    flags = 2 + 3 + 1 + 2 + 2                                    # running/done, error, all, x_first/last, gen
+    return counters + tags + pipeline + cfg + checks + flags, counters
 
 
 def features(spec: HardwareSpec, design: str = "engine") -> dict[str, float]:
@@ -473,27 +528,34 @@ def features(spec: HardwareSpec, design: str = "engine") -> dict[str, float]:
         mems = memories(spec, design)
         depths = _engine_module(design)[0](spec)
         out_addr = _bits(depths["out_depth"])
+        widths = _engine_module(design)[1](spec)
+        lat = 1 if len(out_banks(depths["out_depth"])) == 1 else 2
         if design == "engine":
             f.update(_ws_array(spec, pe, standalone=False))
             regs, counters = _ws_ctrl(spec, depths, out_addr)
             acc_bits = spec.cols * pe.acc      # output accumulators
+            # the add's old word: an AND-OR of the read word and lat + 1 forwarded words
+            gates = acc_bits * mux_luts(lat + 2)
         else:
             f.update(_os_array(spec, pe))
             regs, counters = _os_ctrl(spec, depths, out_addr)
             acc_bits = spec.rows * pe.acc
-        # the accumulator adds the array's result to the old word or to 0: an adder bit and
-        # a gate (AND with the accumulate flag) per bit; the gate merges into the output
-        # memory's read multiplexer when that is a single LUT with a free input (2 or 3
-        # address slices)
+            gates = acc_bits                   # the read word or 0 (cfg_accumulate)
         f["adder_bits"] += acc_bits
-        f["gate_bits"] = 0 if 2 <= mems["out"].slices <= 3 else acc_bits
+        f["gate_bits"] = gates
         f["ctrl_regs"] = regs
         f["ctrl_bits"] = counters
-        f["mem_mux"] = sum(mm.mux_luts for mm in mems.values())
-        f["mem_regs"] = sum(mm.select_ffs + mm.data_ffs for mm in mems.values())
+        f["mem_mux"] = sum(mm.mux_luts for mm in mems.values()) + _bank_muxes(depths, widths["out"])
+        # memory glue: slice selects, LUT-RAM read registers, the banks' read registers and
+        # (weight-stationary) the weight word's register
+        f["mem_regs"] = (sum(mm.select_ffs + mm.data_ffs for mm in mems.values()) + _bank_regs(depths, widths["out"])
+                         + (widths["wgt"] if design == "engine" else 0))
         f["bram36"] = sum(mm.bram36 for mm in mems.values())
         f["lutram"] = sum(mm.lutram for mm in mems.values())
     f["dsp"] = pes * spec.n * pe.dsp_per_mul
+    if design in ("engine", "os_engine"):
+        f["dsp"] += sum(dsp_per_multiplier(a, b, a_signed=False, b_signed=False)
+                        for a, b in check_multipliers(spec, design, _engine_module(design)[0](spec)))
     f.setdefault("bram36", 0.0)
     f.setdefault("lutram", 0)
     return f
@@ -509,9 +571,9 @@ FIXED: dict[str, dict[str, float]] = {"ff": {"mem_regs": 1.0}}
 #: points of tests/data/synth_calib/xcup that are not held out; regenerate with
 #: ``python -m sparseforge.hwgen.calibrate --fit`` (tests/test_cost.py checks they match)
 COEFFICIENTS: dict[str, dict[str, float]] = {
-    "lut": {"index_mux": 0.9428, "adder_bits": 1.0017, "gate_bits": 0.6845, "soft_mul_bits": 1.6666,
-            "mem_mux": 0.9337, "ctrl_bits": 1.4737},
-    "ff": {"pe_regs": 0.9995, "edge_regs": 1.0011, "ctrl_regs": 0.9914, "mem_regs": 1.0},
+    "lut": {"index_mux": 0.9651, "adder_bits": 0.9799, "gate_bits": 1.1542, "soft_mul_bits": 1.6669,
+            "mem_mux": 0.8125, "ctrl_bits": 2.8346},
+    "ff": {"pe_regs": 0.9997, "edge_regs": 1.0051, "ctrl_regs": 0.9827, "mem_regs": 1.0},
 }
 
 

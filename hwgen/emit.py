@@ -18,6 +18,11 @@ Rules of a design folder (see :mod:`sparseforge.hwgen.outdir` for the mechanics)
   target and then swapped in atomically; an interrupted run (Ctrl-C, SIGKILL) leaves the
   previous design in place, complete. Concurrent runs on one folder take turns (a lock beside
   it); hidden leftovers of killed runs are removed by the next run.
+* **An FPGA hand-off beside the Verilog.** Every folder also holds a FuseSoC core, clock
+  constraints (XDC and LPF from ``spec.clock_mhz``), a Vivado non-project build script for the
+  spec's ``part`` and a Yosys/nextpnr-ecp5 build script (:mod:`sparseforge.hwgen.handoff`,
+  docs/handoff.md); the manifest lists them under ``handoff``. They are written into the new
+  folder with the Verilog, before the swap.
 * **Cost first.** Before any elaboration, :func:`estimate_cost` counts what the design needs
   (multipliers, delay registers and their bits, memory words and bits, SORE cells) and anything over
   :data:`COST_LIMITS` is refused with one line naming the count and the limit.
@@ -39,7 +44,8 @@ from typing import Any
 from sparseforge.errors import InputError
 from sparseforge.spec import HardwareSpec
 
-from . import outdir
+from . import handoff, outdir
+from .parts import fpga_part
 
 __all__ = [
     "COST_LIMITS",
@@ -66,6 +72,8 @@ DESIGNS: dict[str, str] = {
     "moe_reorder": "sparseforge.hwgen.moe:build_reorder",
     "moe_router": "sparseforge.hwgen.moe:build_router",
     "moe_scheduler": "sparseforge.hwgen.moe:build_scheduler",
+    "engine_axi": "sparseforge.hwgen.axi:build_engine_axi",
+    "os_engine_axi": "sparseforge.hwgen.axi:build_os_engine_axi",
 }
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 
@@ -104,6 +112,9 @@ _LIMIT_WHY: dict[str, str] = {
 LOCK_TIMEOUT_S: float = 120.0
 
 _SYNTH_ENTRIES = ("synth.json", "synth")
+#: what `sparseforge verify --waves` writes into a design folder: dropped when the folder is
+#: generated again (it shows the old Verilog)
+_VERIFY_ENTRIES = ("waves.fst", "waves.vcd")
 
 
 class EmitError(InputError):
@@ -170,11 +181,12 @@ def _array_cost(s: HardwareSpec, os_array: bool) -> dict[str, tuple[int, str]]:
     }
 
 
-def _engine_cost(s: HardwareSpec, design: str, params: dict[str, Any]) -> dict[str, tuple[int, str]]:
+def _engine_cost(s: HardwareSpec, design: str, params: dict[str, Any],
+                 extra: tuple[str, ...] = ()) -> dict[str, tuple[int, str]]:
     allowed = ("act_depth", "wgt_depth", "out_depth")
-    _only(design, params, allowed)
+    _only(design, params, allowed + extra)
     # the depths and word widths the engine modules themselves build with
-    if design == "engine":
+    if design.removesuffix("_axi") == "engine":
         from sparseforge.hwgen import engine as mod
 
         depths_of, widths_of = mod.engine_depths, mod.word_widths
@@ -189,10 +201,22 @@ def _engine_cost(s: HardwareSpec, design: str, params: dict[str, Any]) -> dict[s
     bits = sum(depths[f"{k}_depth"] * widths[k] for k in ("act", "wgt", "out"))
     mem = " + ".join(f"{depths[f'{k}_depth']} x {widths[k]}" for k in ("act", "wgt", "out"))
     return {
-        **_array_cost(s, design == "os_engine"),
+        **_array_cost(s, design.removesuffix("_axi") == "os_engine"),
         "memory_words": (words, f"act + wgt + out buffer words = {' + '.join(str(d) for d in depths.values())}"),
         "memory_bits": (bits, f"act, wgt, out buffers: {mem} bits (from *_buffer_kib)"),
     }
+
+
+def _axi_cost(s: HardwareSpec, design: str, params: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    """An engine behind the AXI wrapper: the engine's cost (the wrapper adds registers only)."""
+    from sparseforge.hwgen.axi import check_stream_width
+
+    if "stream_width" in params:
+        try:
+            check_stream_width(params["stream_width"])
+        except ValueError as exc:
+            raise EmitError(f"design {design!r}: {exc}") from None
+    return _engine_cost(s, design, params, extra=("stream_width",))
 
 
 def _only(design: str, params: dict[str, Any], allowed: tuple[str, ...]) -> None:
@@ -244,6 +268,8 @@ _COST: dict[str, Callable[[HardwareSpec, str, dict[str, Any]], dict[str, tuple[i
     "moe_scheduler": _moe_cost,
     "hashmerge": _hashmerge_cost,
     "sore": _sore_cost,
+    "engine_axi": _axi_cost,
+    "os_engine_axi": _axi_cost,
 }
 
 
@@ -298,9 +324,18 @@ def _ports(component) -> list[dict[str, Any]]:
     ]
 
 
-def _instantiation(top: str, ports: list[dict[str, Any]]) -> str:
+def _clocking(component) -> tuple[str, str, bool]:
+    """The top module's clock and reset ports, and whether the reset is active low: Amaranth's
+    ``clk``/``rst`` unless the component names its own (``clock_port``, ``reset_port``,
+    ``reset_active_low``: the AXI wrappers' ``ap_clk``/``ap_rst_n``)."""
+    return (getattr(component, "clock_port", "clk"), getattr(component, "reset_port", "rst"),
+            bool(getattr(component, "reset_active_low", False)))
+
+
+def _instantiation(top: str, ports: list[dict[str, Any]], clock: str = "clk", reset: str = "rst") -> str:
     lines = [f"{top} u_{top} ("]
-    conns = ["  .clk(clk)", "  .rst(rst)"] + [f"  .{p['name']}({p['name']})" for p in ports]
+    named = [p for p in ports if p["name"] not in (clock, reset)]
+    conns = [f"  .{clock}({clock})", f"  .{reset}({reset})"] + [f"  .{p['name']}({p['name']})" for p in named]
     lines.append(",\n".join(conns))
     lines.append(");")
     return "\n".join(lines)
@@ -336,9 +371,11 @@ def _existing(target: Path, spec: HardwareSpec, design: str, replace: bool,
                         f"{json.dumps(manifest.get('params'), sort_keys=True)}, not "
                         f"{json.dumps(params, sort_keys=True)}: choose another --name, or --replace to replace it")
     files = manifest.get("files")
-    ours = {"manifest.json", *_SYNTH_ENTRIES}
-    if isinstance(files, list):
-        ours |= {f.split("/")[0] for f in files if isinstance(f, str)}
+    ours = {"manifest.json", *_SYNTH_ENTRIES, *_VERIFY_ENTRIES}
+    bundled = manifest.get("handoff", {}).get("files") if isinstance(manifest.get("handoff"), dict) else None
+    for listed in (files, bundled):
+        if isinstance(listed, list):
+            ours |= {f.split("/")[0] for f in listed if isinstance(f, str)}
     foreign = sorted(set(os.listdir(target)) - ours)
     if foreign:
         raise EmitError(f"{target} holds {foreign[0]!r}, which `sparseforge generate` did not write: "
@@ -356,9 +393,11 @@ def _keep_synth(target: Path, new_rtl: str, spec: HardwareSpec, top: str) -> boo
 # ----------------------------------------------------------------------------- emit
 def emit_design(spec: HardwareSpec, *, design: str = "engine", out_root: Path | str = "rtl_out",
                 name: str | None = None, replace: bool = False, lock_timeout_s: float = LOCK_TIMEOUT_S,
-                progress: Any = None, **params: Any) -> Path:
+                progress: Any = None, part: str | None = None, **params: Any) -> Path:
     """Generate ``design`` for ``spec`` and write ``<out_root>/<name>/{<top>.v, manifest.json}``
-    (``name`` defaults to :func:`default_name`). Returns the design folder.
+    and the FPGA hand-off (:func:`sparseforge.hwgen.handoff.bundle`) for the spec's ``part``
+    (``part``: a :mod:`~sparseforge.hwgen.parts` name or board that replaces it; the digest
+    does not change) (``name`` defaults to :func:`default_name`). Returns the design folder.
 
     See the module docstring for the rules: a folder holding another design is refused unless
     ``replace``; synthesis results are kept only for identical Verilog; the folder is
@@ -372,6 +411,12 @@ def emit_design(spec: HardwareSpec, *, design: str = "engine", out_root: Path | 
         raise EmitError(f"design = {design!r} is not allowed: choose one of {', '.join(DESIGNS)}")
     name = default_name(spec, design) if name is None else name
     target = design_dir(out_root, name)
+    if part is not None:
+        try:
+            spec = spec.replace(part=fpga_part(part).name)
+        except InputError as exc:   # PartError: names the part and the allowed ones
+            raise EmitError(str(exc)) from None
+    fpga = handoff.resolve_part(spec)
     check_cost(spec, design, **params)
     _existing(target, spec, design, replace, None)  # fail fast, before the elaboration
     if progress is not None:
@@ -381,27 +426,33 @@ def emit_design(spec: HardwareSpec, *, design: str = "engine", out_root: Path | 
 
     component = build_component(spec, design, **params)
     top = f"sf_{design}"
-    files = {f"{top}.v": verilog.convert(component, name=top, emit_src=False).encode()}
+    text = verilog.convert(component, name=top, emit_src=False)
+    finish = getattr(component, "finish_verilog", None)   # e.g. the AXI wrappers' Vivado attributes
+    files = {f"{top}.v": (finish(text, top) if finish else text).encode()}
     rtl = outdir.rtl_sha256(files.items())
     ports = _ports(component)
+    clock, reset, active_low = _clocking(component)
     new_params = _jsonable(getattr(component, "params", {}))
+    bundled, record = handoff.bundle(spec, kind=design, name=name, top=top, sources=list(files), clock=clock,
+                                     part=fpga)
     manifest = {
         "design": name,
         "kind": design,
         "top": top,
         "files": list(files),
         "rtl_sha256": rtl,
-        "clock": "clk (rising edge)",
-        "reset": "rst (synchronous, active high)",
+        "clock": f"{clock} (rising edge)",
+        "reset": f"{reset} (synchronous, active {'low' if active_low else 'high'})",
         "ports": ports,
-        "instantiate": _instantiation(top, ports),
+        "instantiate": _instantiation(top, ports, clock, reset),
         "notes": "All ports are unsigned in Verilog; data fields are two's complement and "
                  "packed little-endian (field 0 in the least significant bits).",
         **spec.record(),
         "params": new_params,
+        "handoff": record,
     }
     try:
-        return _write(target, files, manifest, spec, design, replace, lock_timeout_s)
+        return _write(target, {**files, **bundled}, manifest, spec, design, replace, lock_timeout_s)
     except OSError as exc:
         where = exc.filename or target
         raise EmitError(f"cannot write design folder {target}: {where}: {exc.strerror or exc}") from None

@@ -76,11 +76,14 @@ class OSPE(wiring.Component):
         x_reg = Signal(s.m * aw)
         first_reg, last_reg = Signal(), Signal()
         w_reg = Signal(s.n * ww)
-        i_reg = Signal(s.n * iw)
         m.d.sync += [x_reg.eq(self.x_in), first_reg.eq(self.first_in), last_reg.eq(self.last_in),
-                     w_reg.eq(self.w_in), i_reg.eq(self.i_in)]
+                     w_reg.eq(self.w_in)]
         m.d.comb += [self.x_out.eq(x_reg), self.first_out.eq(first_reg), self.last_out.eq(last_reg),
-                     self.w_out.eq(w_reg), self.i_out.eq(i_reg)]
+                     self.w_out.eq(w_reg)]
+        if not s.dense:     # a dense PE takes lane i for multiplier i: no indices to hold or pass on
+            i_reg = Signal(s.n * iw)
+            m.d.sync += i_reg.eq(self.i_in)
+            m.d.comb += self.i_out.eq(i_reg)
 
         sel = [Signal(signed(aw), name=f"sel{i}") for i in range(s.n)]
         wd = [Signal(signed(ww), name=f"wd{i}") for i in range(s.n)]
@@ -166,12 +169,17 @@ class OSArray(wiring.Component):
             widx = self.w_idx.word_select(c, s.n * s.idx_width)
             for k in range(c):
                 w2 = Signal(s.n * s.weight_width, name=f"skeww_c{c}_{k}")
-                i2 = Signal(s.n * s.idx_width, name=f"skewi_c{c}_{k}")
-                m.d.sync += [w2.eq(wdat), i2.eq(widx)]
-                wdat, widx = w2, i2
+                m.d.sync += w2.eq(wdat)
+                wdat = w2
+                if not s.dense:
+                    i2 = Signal(s.n * s.idx_width, name=f"skewi_c{c}_{k}")
+                    m.d.sync += i2.eq(widx)
+                    widx = i2
             for r in range(R):
                 pe = pes[r][c]
-                m.d.comb += [pe.w_in.eq(wdat), pe.i_in.eq(widx)]
+                m.d.comb += pe.w_in.eq(wdat)
+                if not s.dense:
+                    m.d.comb += pe.i_in.eq(widx)
                 wdat, widx = pe.w_out, pe.i_out
         # result chain: right to left along each row
         for r in range(R):

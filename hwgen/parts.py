@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sparseforge.errors import InputError
+from sparseforge.spec import FPGA_PARTS
 
 __all__ = ["Part", "PartError", "PARTS", "fpga_part", "list_parts", "fits"]
 
@@ -67,8 +68,8 @@ _DS891 = ("AMD/Xilinx DS891, Zynq UltraScale+ MPSoC Data Sheet: Overview "
 _ECP5 = ("Lattice FPGA-DS-02012, ECP5 and ECP5-5G Family Data Sheet, Table 1.1 "
          "(LUTs, sysMEM 18 Kb blocks, 18 X 18 multipliers); exact LUT4 count from nextpnr-ecp5")
 
-#: name -> Part. Names are matched case-insensitively, with the aliases.
-PARTS: dict[str, Part] = {p.name: p for p in (
+#: the data-sheet rows, one per part of :data:`sparseforge.spec.FPGA_PARTS`
+_ROWS: dict[str, Part] = {p.name: p for p in (
     # Virtex UltraScale+ VU9P: 1,182,240 CLB LUTs, 2,364,480 CLB flip-flops, 6,840 DSP48E2,
     # 75.9 Mb block RAM = 2,160 RAMB36, 270 Mb UltraRAM = 960 URAM288.
     Part("XCVU9P", "xcup", lut=1_182_240, ff=2_364_480, dsp=6_840, bram36=2_160,
@@ -87,6 +88,11 @@ PARTS: dict[str, Part] = {p.name: p for p in (
     Part("LFE5U-85F", "ecp5", lut=83_640, ff=83_640, dsp=156, bram36=104.0, ebr=208,
          board="-", source=_ECP5, aliases=("ECP5-85K", "85K")),
 )}
+
+#: name -> Part, in the order and with the names of the spec's list of parts
+#: (:data:`sparseforge.spec.FPGA_PARTS`, what a spec's ``part`` may name). Names are matched
+#: case-insensitively, with the aliases.
+PARTS: dict[str, Part] = {name: _ROWS[name] for name in FPGA_PARTS}
 
 _LOOKUP: dict[str, Part] = {}
 for _p in PARTS.values():

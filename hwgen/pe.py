@@ -36,14 +36,18 @@ class SparsePE(wiring.Component):
     - ``psum_in``/``psum_out`` (``acc_width``): partial sums from above / to below.
     - ``w_we``, ``w_data`` (``n * weight_width``), ``w_idx`` (``n * idx_width``): shadow
       weight write. A dense spec (n == m) has no index mux and ignores ``w_idx``.
+
+    ``first_out=False`` builds a PE without ``first_out`` and its register, for the last
+    column of an array, which has no right neighbour to tell.
     """
 
-    def __init__(self, *, spec: HardwareSpec):
+    def __init__(self, *, spec: HardwareSpec, first_out: bool = True):
         if not isinstance(spec, HardwareSpec):
             raise TypeError(f"spec must be a HardwareSpec, not {spec!r}")
         self._spec = spec
+        self._first_out = bool(first_out)
         s = spec
-        super().__init__({
+        ports = {
             "x_in": In(s.m * s.act_width),
             "first_in": In(1),
             "x_out": Out(s.m * s.act_width),
@@ -53,7 +57,10 @@ class SparsePE(wiring.Component):
             "w_we": In(1),
             "w_data": In(s.n * s.weight_width),
             "w_idx": In(s.n * s.idx_width),
-        })
+        }
+        if not first_out:
+            del ports["first_out"]
+        super().__init__(ports)
 
     @property
     def spec(self) -> HardwareSpec:
@@ -66,9 +73,12 @@ class SparsePE(wiring.Component):
 
         # activation register, forwarded to the right neighbour
         x_reg = Signal(s.m * aw)
-        first_reg = Signal()
-        m.d.sync += [x_reg.eq(self.x_in), first_reg.eq(self.first_in)]
-        m.d.comb += [self.x_out.eq(x_reg), self.first_out.eq(first_reg)]
+        m.d.sync += x_reg.eq(self.x_in)
+        m.d.comb += self.x_out.eq(x_reg)
+        if self._first_out:
+            first_reg = Signal()
+            m.d.sync += first_reg.eq(self.first_in)
+            m.d.comb += self.first_out.eq(first_reg)
 
         # double-buffered weights
         shadow_w = Signal(s.n * ww)

@@ -53,18 +53,24 @@ class PrunedModel:
 
 @lru_cache(maxsize=8)
 def pruned_minilm(n: int = 2, m: int = 4, *, tokens: int = 128, text: str | None = None,
-                  weights_path: str | None = None) -> PrunedModel:
+                  weights_path: str | None = None, pruned_path: str | None = None) -> PrunedModel:
     """Prune MiniLM ``n:m`` (``n == m``: dense, int8 only), quantise and run ``tokens`` real
     tokens of ``text`` (default: the bundled sample text) through it. ``weights_path``: a
-    safetensors file of the same architecture instead of the packaged weights."""
+    safetensors file of the same architecture instead of the packaged weights.
+
+    ``pruned_path``: an ``.npz`` of Linear tensors already pruned ``n:m`` by a calibrated method
+    (Hugging Face names, as ``sparseforge prune`` writes them, :mod:`.calibrate`); they replace
+    the dense ones instead of one-shot magnitude pruning, and ``cosine_to_dense`` still compares
+    with the dense float network of ``weights_path``."""
     weights = minilm.load_weights(weights_path)
     ids = minilm.tokenize(text if text is not None else minilm.sample_text(), max_tokens=tokens)
     dense_hidden, _ = minilm.forward(ids, weights)
     sparse = n < m
     records: list[QuantLinear] = []
+    run_weights = weights if pruned_path is None else {**weights, **_load_pruned(pruned_path, weights, n, m)}
 
     def linear(name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-        w_kept = prune(w, n, m) if sparse else w
+        w_kept = prune(w, n, m) if sparse and pruned_path is None else w
         w_q, w_scale = quantize_per_channel(w_kept, axis=0)
         x_q, x_scale = quantize_per_tensor(x)
         comp = compress(w_q, n, m) if sparse else None
@@ -73,8 +79,28 @@ def pruned_minilm(n: int = 2, m: int = 4, *, tokens: int = 128, text: str | None
                                    w_scale=np.asarray(w_scale), comp=comp))
         return acc.astype(np.float64) * x_scale * np.asarray(w_scale)[None, :] + b
 
-    hidden, _ = minilm.forward(ids, weights, linear=linear)
+    hidden, _ = minilm.forward(ids, run_weights, linear=linear)
     e_dense = minilm.sentence_embedding(dense_hidden)
     e_sparse = minilm.sentence_embedding(hidden)
     cos = float(np.dot(e_dense, e_sparse) / (np.linalg.norm(e_dense) * np.linalg.norm(e_sparse)))
     return PrunedModel(n=n, m=m, tokens=len(ids), layers=tuple(records), cosine_to_dense=cos)
+
+
+def _load_pruned(path: str, weights: dict[str, np.ndarray], n: int, m: int) -> dict[str, np.ndarray]:
+    """The Linear tensors of a pruned-weights ``.npz``; each must replace a tensor of the same
+    shape, and every weight matrix must keep at most ``n`` of every ``m`` (ValueError otherwise)."""
+    with np.load(path, allow_pickle=False) as z:
+        tensors = {k: z[k].astype(np.float32) for k in z.files}
+    for name, _, _ in minilm.linear_layers(weights):
+        layer, _, short = name.partition(".")
+        key = f"encoder.layer.{int(layer[5:])}.{minilm._HF_LINEAR[short]}.weight"
+        if key not in tensors:
+            raise ValueError(f"pruned weights file {path!r} lacks tensor {key!r}")
+    for key, t in tensors.items():
+        if key not in weights or weights[key].shape != t.shape:
+            raise ValueError(f"pruned weights file {path!r}: tensor {key!r} of shape {t.shape} is not allowed: "
+                             "it must replace a MiniLM tensor of the same shape")
+        if key.endswith(".weight") and n < m and (t.reshape(t.shape[0], -1, m) != 0).sum(axis=2).max() > n:
+            raise ValueError(f"pruned weights file {path!r}: tensor {key!r} is not {n}:{m} sparse")
+    return tensors
+

@@ -269,8 +269,17 @@ def simulate_spgemm(a: sp.csr_matrix, b: sp.csr_matrix, *, spec: HardwareSpec, d
     nnz_a_row = np.diff(a.indptr)
     nnz_b_row = np.diff(b.indptr)
     pe_row = pe_of_rows(M, spec)
-    # C: distinct (row, col) keys; explicit zeros written too (the hardware cannot know)
-    if placement is not None or dataflow == "rowwise-hash":
+    # C: distinct (row, col) keys. The software dataflows and SMASH V1-V3 write every key,
+    # explicit zeros included; the hash-merge unit (variant "unit", hwgen.hashmerge) drops a
+    # key whose sum is zero as it drains, so its C has only the nonzero sums
+    if dataflow == "rowwise-hash" and variant == "unit" and prod.count:
+        key = prod.row * np.int64(N) + prod.col
+        uk, inv = np.unique(key, return_inverse=True)
+        sums = np.zeros(uk.size, dtype=prod.val.dtype)
+        np.add.at(sums, inv, prod.val)     # in production order, as the unit adds
+        c_row = np.bincount(uk[sums != 0] // N, minlength=M)
+        placement = placement if placement is not None else place_rows(prod, spec)
+    elif placement is not None or dataflow == "rowwise-hash":
         placement = placement if placement is not None else place_rows(prod, spec)
         c_row = np.bincount(prod.row[placement.key_first], minlength=M) if prod.count else np.zeros(M, np.int64)
     else:

@@ -13,9 +13,10 @@ docs/api.md) and are loaded on first use, so ``import sparseforge`` imports noth
 from __future__ import annotations
 
 __all__ = [
-    "__version__", "load_spec", "simulate", "simulate_training", "spgemm", "simulate_moe", "generate", "synth",
+    "__version__", "load_spec", "clock_check", "simulate", "simulate_training", "spgemm", "simulate_moe", "generate", "synth",
     "train_accuracy", "InputError", "HardwareSpec", "SimulationResult", "TrainingResult", "SpgemmResult",
-    "MoeResult", "GenerateResult", "SynthResult", "AccuracyResult",
+    "MoeResult", "GenerateResult", "SynthResult", "AccuracyResult", "verify", "lint", "VerifyResult", "LintResult",
+    "prune", "PruneResult",
 ]
 
 _FROM_API = frozenset(__all__) - {"__version__"}

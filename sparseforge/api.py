@@ -36,12 +36,14 @@ from .results import (
     AccuracyResult,
     GenerateResult,
     MoeResult,
+    PruneResult,
     SimulationResult,
     SpgemmResult,
     SynthResult,
     Totals,
     TrainingResult,
 )
+from .verify.results import LintResult, VerifyResult
 from .spec import HardwareSpec
 from .spec import load_spec as _load_spec
 from .spec.hardware import mark_overridden
@@ -51,11 +53,13 @@ if TYPE_CHECKING:
     from sparseforge.models.network import Network
 
 __all__ = [
-    "load_spec", "simulate", "simulate_training", "spgemm", "simulate_moe", "generate", "synth", "train_accuracy",
+    "load_spec", "clock_check", "simulate", "simulate_training", "spgemm", "simulate_moe", "generate", "synth",
+    "train_accuracy",
     "load_network", "load_matrix", "parse_sparsity", "resolve_sparsity", "moe_networks", "designs",
     "UserError", "InputError", "HardwareSpec",
     "SimulationResult", "TrainingResult", "SpgemmResult", "MoeResult", "GenerateResult", "SynthResult",
-    "AccuracyResult", "Totals",
+    "verify", "lint", "VerifyResult", "LintResult",
+    "AccuracyResult", "Totals", "prune", "PruneResult",
 ]
 
 Progress = Callable[[str], None]
@@ -95,15 +99,81 @@ def load_spec(hw: str | os.PathLike | HardwareSpec | None = None, assignments: S
     the CLI validates it; a spec that the overrides change is renamed after them and its
     description says what was overridden (:func:`sparseforge.spec.hardware.mark_overridden`).
 
+    ``clock_mhz`` may also be ``"synth"`` (``--set clock_mhz=synth``): the synthesised Fmax
+    of the spec's engine design on its ``part`` (:func:`sparseforge.hwgen.clocks.synth_clock_mhz`),
+    or the path of a ``synth.json`` that ``sparseforge synth`` wrote for this spec's design
+    (or of its design folder; :func:`sparseforge.hwgen.clocks.synth_json_clock_mhz`). It is
+    resolved to a number, rounded down to 0.1 MHz, before the spec is built, and
+    ``clock_source`` records where it came from.
+
     Raises :class:`~sparseforge.spec.SpecError` naming the field, the value and what is
-    allowed."""
+    allowed (:class:`~sparseforge.hwgen.clocks.ClockError` for a clock that cannot be resolved)."""
     base = _base_spec(hw)
     if isinstance(assignments, str):
         assignments = (assignments,)
+    assignments, overrides, clock = _clock_request(tuple(assignments), dict(overrides))
     spec = base.with_overrides(tuple(assignments)) if assignments else base
     if overrides:
         spec = _apply_overrides(spec, overrides)
+    if clock is not None:
+        spec = _resolve_clock(spec, clock)
     return mark_overridden(base, spec)
+
+
+def _clock_request(assignments: tuple[str, ...], overrides: dict[str, Any]) -> tuple[tuple[str, ...], dict[str, Any], str | None]:
+    """Take a ``clock_mhz`` that is ``synth`` or a synth.json path (not a number) out of
+    the ``--set`` strings and keyword overrides (the last one given wins, a keyword over the
+    strings, as for any field) and return it; a number stays where it is."""
+    last = None
+    for i, item in enumerate(assignments):
+        key, sep, raw = item.partition("=")
+        if sep and key.strip() == "clock_mhz":
+            last = (i, raw.strip())
+    clock = last[1] if last is not None and _is_clock_request(last[1]) else None
+    # a clock given earlier is overridden (a number after a request, or a request after anything)
+    assignments = tuple(a for a in assignments if a.partition("=")[0].strip() != "clock_mhz"
+                        or (clock is None and not _is_clock_request(a.partition("=")[2].strip())))
+    if "clock_mhz" in overrides:
+        value = overrides["clock_mhz"]
+        clock = None
+        if isinstance(value, os.PathLike) or (isinstance(value, str) and _is_clock_request(value)):
+            clock = os.fspath(value)
+            overrides = {k: v for k, v in overrides.items() if k != "clock_mhz"}
+    return assignments, overrides, clock
+
+
+def _is_clock_request(text: str) -> bool:
+    """``synth``, or a path (a ``.json`` file or anything with a '/'), not a number."""
+    if text == "synth":
+        return True
+    try:
+        float(text)
+        return False
+    except ValueError:
+        return text.endswith(".json") or "/" in text
+
+
+def _resolve_clock(spec: HardwareSpec, clock: str) -> HardwareSpec:
+    """``spec`` at the synthesised clock ``clock`` asks for (``synth`` or a synth.json path),
+    rounded down to 0.1 MHz, with ``clock_source`` saying where it came from."""
+    from sparseforge.hwgen.clocks import synth_clock_mhz, synth_json_clock_mhz
+
+    mhz, source = synth_clock_mhz(spec) if clock == "synth" else synth_json_clock_mhz(spec, clock)
+    mhz = math.floor(mhz * 10) / 10
+    note = f"clock_mhz = {'synth' if clock == 'synth' else clock}: {source}"
+    return spec.replace(clock_mhz=mhz, clock_source=note if len(note) <= 512 else note[:509] + "...")
+
+
+def clock_check(spec: HardwareSpec | str, designs: Sequence[str] | None = None) -> dict[str, Any]:
+    """The check of the clock ``spec`` assumes against the synthesised Fmax of its engine
+    design (or ``designs``) on its ``part``
+    (:func:`sparseforge.hwgen.clocks.spec_clock_check`): ``assumed_mhz``,
+    ``achievable_mhz``, ``reaches``, ``source``, ``clock_source`` and ``warning`` (one
+    line, or None when the RTL reaches the clock). The simulation results carry it as
+    ``result.clock``."""
+    from sparseforge.hwgen.clocks import spec_clock_check
+
+    return spec_clock_check(_as_spec(spec), None if designs is None else tuple(designs))
 
 
 def _base_spec(hw: Any) -> HardwareSpec:
@@ -293,8 +363,8 @@ def _user_error(exc: ValueError) -> InputError:
 def simulate(spec: HardwareSpec | str, net: "str | Network | None" = None, *, sparsity: Any = None,
              onnx: str | os.PathLike | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None,
              tokens: int | None = None, batch: int | None = None, dense: bool = True, functional: bool = False,
-             text: str | None = None, weights: str | os.PathLike | None = None,
-             progress: Progress | None = None) -> SimulationResult:
+             text: str | None = None, weights: str | os.PathLike | None = None, prune: str | None = None,
+             calib: int | None = None, progress: Progress | None = None) -> SimulationResult:
     """Map every GEMM of a network onto the array and simulate it: cycles, time, utilisation,
     stalls, DRAM traffic and energy per layer and in total.
 
@@ -305,7 +375,11 @@ def simulate(spec: HardwareSpec | str, net: "str | Network | None" = None, *, sp
     default) the same layers also run dense on the same array, giving ``result.speedup``.
     ``functional`` also runs the real pruned int8 MiniLM (``text``: prose to run instead of
     the bundled sample; ``weights``: another MiniLM-shaped safetensors file) through the
-    simulator's datapath and checks every layer against the golden model."""
+    simulator's datapath and checks every layer against the golden model. Its weights are
+    pruned by one-shot magnitude pruning without calibration (``prune=None``, the default:
+    instant), or by ``prune`` (``sparsegpt``, ``wanda`` or ``magnitude``, each followed by the
+    refit, calibrated on ``calib`` tokens, default 8192, and cached: :func:`prune`);
+    the cycles do not depend on the method, only on the pattern."""
     from sparseforge.sim.simulate import compare, simulate_network
 
     progress = progress or _quiet
@@ -319,18 +393,20 @@ def simulate(spec: HardwareSpec | str, net: "str | Network | None" = None, *, sp
             raise UserError(f"functional needs real weights: only minilm has them, not {network.name!r}",
                             param="functional")
         check = _functional_minilm(spec, sp, tokens or _SIZE_KEYWORD["minilm"][1], text=text, weights=weights,
-                                   progress=progress)
+                                   prune=prune, calib=calib, progress=progress)
     elif text is not None or weights is not None:
         raise UserError("text and weights are used by functional=True: add it", param="text" if text else "weights")
     if dense:
         sparse_res, dense_res = compare(spec, network, sp)
     else:
         sparse_res, dense_res = simulate_network(spec, network, sp), None
-    return SimulationResult(sparse=sparse_res, dense=dense_res, workload=workload, functional=check)
+    return SimulationResult(sparse=sparse_res, dense=dense_res, workload=workload, functional=check,
+                            clock=clock_check(spec))
 
 
 def _functional_minilm(spec: HardwareSpec, sparsity: tuple[int, int] | None, tokens: int, *, text: str | None,
-                       weights: Any, progress: Progress) -> dict[str, Any]:
+                       weights: Any, progress: Progress, prune: str | None = None,
+                       calib: int | None = None) -> dict[str, Any]:
     """Run the real pruned, quantised MiniLM through the simulator's functional datapath
     and compare every layer with the golden model."""
     import numpy as np
@@ -351,9 +427,10 @@ def _functional_minilm(spec: HardwareSpec, sparsity: tuple[int, int] | None, tok
         weights_path = None if weights is None else str(weights)
         minilm.load_weights(weights_path)
         minilm.tokenize(text if text is not None else minilm.sample_text(), max_tokens=tokens)
+        pruned_path, calib, quality = _calibrated_weights(n, m, prune, calib, weights_path, progress)
         progress(f"pruning every Linear layer of all-MiniLM-L6-v2 {n}:{m}, quantising to int8, "
                  f"running {tokens} tokens of real text")
-        model = pruned_minilm(n, m, tokens=tokens, text=text, weights_path=weights_path)
+        model = pruned_minilm(n, m, tokens=tokens, text=text, weights_path=weights_path, pruned_path=pruned_path)
     except (FileNotFoundError, ValueError) as exc:
         if isinstance(exc, InputError):
             raise
@@ -373,7 +450,33 @@ def _functional_minilm(spec: HardwareSpec, sparsity: tuple[int, int] | None, tok
         raise RuntimeError(f"functional datapath differs from the golden model on "
                            f"{len(model.layers) - exact} layers")
     return {"layers": len(model.layers), "layers_bit_exact": exact, "cosine_to_dense": model.cosine_to_dense,
-            "tokens": model.tokens}
+            "tokens": model.tokens, "prune": prune if n < m else None, "recover": prune is not None and n < m,
+            "calib": calib,
+            "pruning": ("none (dense weights, int8 only)" if n >= m else
+                        "one-shot magnitude pruning, no calibration" if prune is None else
+                        f"{prune} + refit, calibrated on {calib} tokens"),
+            "quality": quality}
+
+
+def _calibrated_weights(n: int, m: int, prune: str | None, calib: int | None, weights_path: str | None,
+                        progress: Progress) -> tuple[str | None, int | None, dict[str, Any] | None]:
+    """The cached pruned-weights file of MiniLM ``n:m`` by ``prune`` + refit (None for a dense
+    pattern or ``prune=None``), the calibration size used, and the int8 quality on held-out
+    text next to the dense int8 network's (``cosine``, ``accuracy``, ``dense_accuracy``)."""
+    from .sweep import accuracy
+
+    if prune is None or n >= m:
+        return None, None, None
+    calib = DEFAULT_CALIB if calib is None else calib
+    accuracy.check_request("minilm", n, m, prune, calib)
+    eta = _Eta(progress, 2)
+    rec = accuracy.measure("minilm", n, m, prune, calib=calib, recover=True, weights_path=weights_path,
+                           progress=eta.start(f"{n}:{m} {prune} + refit on {calib} calibration tokens"))
+    eta.start("the dense network's quality on the same held-out text")
+    dense = accuracy.dense_quality(weights_path=weights_path)
+    quality = {"cosine": rec["int8"]["cosine"], "accuracy": rec["int8"]["accuracy"],
+               "dense_accuracy": dense["int8"]["accuracy"], "test_sentences": rec["int8"]["test_sentences"]}
+    return rec["weights_file"], calib, quality
 
 
 # ============================================================================ training
@@ -413,7 +516,8 @@ def simulate_training(spec: HardwareSpec | str, net: "str | Network | None" = No
                     without[opt] = off.cycles
     except ValueError as exc:
         raise _user_error(exc) from None
-    return TrainingResult(result=res, dense=dense_res, batch=batch_label, cycles_without=without)
+    return TrainingResult(result=res, dense=dense_res, batch=batch_label, cycles_without=without,
+                          clock=clock_check(spec))
 
 
 def train_accuracy(spec: HardwareSpec | str, *, model: str = "mlp", methods: str | Sequence[str] = "dense,srste,bdwp",
@@ -628,7 +732,7 @@ def simulate_moe(spec: HardwareSpec | str, net: str = "m3vit-small", *, tasks: s
     else:
         raise UserError(f"routing = {routing!r} is not allowed: give 'real', 'synthetic', a Routing, or a "
                         "pathlib.Path of a saved routing", param="routing")
-    return MoeResult(result=_simulate_moe(spec, cfg, r, schedules=tuple(names)), routing=r)
+    return MoeResult(result=_simulate_moe(spec, cfg, r, schedules=tuple(names)), routing=r, clock=clock_check(spec))
 
 
 def _task_sequence(tasks: str | Sequence[str] | None, frames: int | None) -> tuple[str, ...]:
@@ -645,10 +749,14 @@ def _task_sequence(tasks: str | Sequence[str] | None, frames: int | None) -> tup
 
 # ============================================================================ RTL
 def generate(spec: HardwareSpec | str, design: str = "engine", *, out: str | os.PathLike = "rtl_out",
-             name: str | None = None, replace: bool = False, progress: Progress | None = None) -> GenerateResult:
+             name: str | None = None, replace: bool = False, progress: Progress | None = None,
+             part: str | None = None) -> GenerateResult:
     """Generate synthesizable Verilog (Amaranth) of ``design`` for the spec into
     ``out/NAME/`` (``name``: default ``<spec name>-<design>``) with a ``manifest.json``
-    recording the spec, its digest, the ports and how to instantiate the top module.
+    recording the spec, its digest, the ports and how to instantiate the top module, and the
+    FPGA hand-off beside it (FuseSoC core, XDC and LPF clock constraints, Vivado and ECP5 build
+    scripts; docs/handoff.md) for the spec's ``part``, or for ``part`` (a part or board name of
+    ``sparseforge.hwgen.parts``) when given.
     A folder that holds another design (another spec digest or kind) is refused unless
     ``replace``. Returns the design folder (``result.path``) and its manifest."""
     from sparseforge.hwgen.emit import DESIGNS, check_cost, default_name, design_dir, emit_design
@@ -656,11 +764,20 @@ def generate(spec: HardwareSpec | str, design: str = "engine", *, out: str | os.
     spec = _as_spec(spec)
     if design not in DESIGNS:
         raise UserError(f"design {design!r} is not allowed: choose one of {', '.join(DESIGNS)}", param="design")
+    if part is not None:
+        from sparseforge.hwgen.parts import PARTS, PartError, fpga_part
+
+        try:
+            fpga_part(part)
+        except PartError:
+            boards = ", ".join(p.board for p in PARTS.values() if p.board != "-")
+            raise UserError(f"part {part!r} is not allowed: choose one of {', '.join(PARTS)} "
+                            f"(or a board: {boards})", param="part") from None
     design_dir(Path(out), default_name(spec, design) if name is None else name)   # refused before any work
     check_cost(spec, design)
     # emit_design says when its checks (the folder's current design among them) have passed
     path = emit_design(spec, design=design, out_root=Path(out), name=name, replace=bool(replace),
-                       progress=progress or _quiet)
+                       progress=progress or _quiet, part=part)
     manifest = json.loads((path / "manifest.json").read_text())
     return GenerateResult(path=path, manifest=manifest)
 
@@ -694,3 +811,146 @@ def synth(design: str | os.PathLike | GenerateResult, *, out: str | os.PathLike 
                          + "); the first run compiles the tools (~2 min)")
     data = synth_design(target, run_ecp5=ecp5, ecp5_device=ecp5_device, freq_mhz=freq_mhz, ecp5_nodsp=ecp5_nodsp)
     return SynthResult(path=target, data=data)
+
+
+
+def verify(design: str | os.PathLike | GenerateResult, *, out: str | os.PathLike = "rtl_out", simulator: str = "icarus",
+           waves: bool | str | os.PathLike | None = None, layer: str | None = None, tokens: int | None = None,
+           outputs: int | None = None, progress: Progress | None = None) -> VerifyResult:
+    """Run the project's cocotb testbench on a generated GEMM engine (``engine`` or
+    ``os_engine``): a real layer of the pruned int8 MiniLM, sliced to fit the design's
+    memories (``layer``, ``tokens``, ``outputs``), through the design's Verilog in
+    ``simulator`` (``icarus`` or ``verilator``), every output word against the NumPy golden
+    model and the cycles against the simulator's run model. ``design``: a
+    :class:`GenerateResult`, a design folder or a design name inside ``out``. ``waves``: True
+    writes the waveform (Icarus FST, Verilator VCD) into the design folder, a path writes it there. Returns a
+    :class:`VerifyResult` (``passed``); bad input raises before anything runs
+    (:mod:`sparseforge.verify.flow`)."""
+    from .verify.flow import run_verify
+
+    return run_verify(design, out=out, simulator=simulator, waves=waves, layer=layer, tokens=tokens,
+                      outputs=outputs, progress=progress)
+
+
+def lint(design: str | os.PathLike | GenerateResult, *, out: str | os.PathLike = "rtl_out") -> LintResult:
+    """Verilator ``--lint-only -Wall`` of a generated design with the package's waiver file
+    (``sparseforge/verify/waivers.vlt``) and the Amaranth alias analysis
+    (:mod:`sparseforge.verify.lint`). ``result.clean``: no unwaived warning. ``design``: a
+    :class:`GenerateResult`, a design folder or a design name inside ``out``."""
+    from .verify.lint import run_lint
+
+    return run_lint(design, out=out)
+
+
+# ============================================================================ pruning
+#: calibration tokens when none are given (several times the 1536 inputs of MiniLM's widest layer)
+DEFAULT_CALIB = 8192
+#: the pruning method of ``simulate(functional=True)`` and of the demo: SparseGPT with the refit,
+#: the best cosine and accuracy of the methods (docs/pruning.md)
+DEFAULT_PRUNE = "sparsegpt"
+#: extensions of a pruned-weights file
+WEIGHT_FORMATS = (".npz", ".safetensors")
+
+
+def _split_list(value: Any, what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+    if not items or not all(items):
+        raise UserError(f"{what} {value!r} is not allowed: give one or more comma-separated values", param=what)
+    return list(dict.fromkeys(items))
+
+
+class _Eta:
+    """Progress lines with the time left: one per job start and at most one every
+    ``every`` seconds in between."""
+
+    def __init__(self, progress: Progress, jobs: int, every: float = 5.0):
+        self.progress, self.jobs, self.every = progress, jobs, every
+        self.job, self.t0, self.last = 0, time.monotonic(), -math.inf
+
+    def start(self, label: str) -> Callable[[float, str], None]:
+        self.job += 1
+        self.t0 = time.monotonic()
+        self.progress(f"[{self.job}/{self.jobs}] {label}")
+        self.last = time.monotonic()
+
+        def report(frac: float, msg: str) -> None:
+            now = time.monotonic()
+            if now - self.last < self.every and frac < 1.0:
+                return
+            self.last = now
+            spent = now - self.t0
+            eta = f", about {spent * (1 - frac) / frac:.0f} s left" if 0.02 < frac < 1.0 else ""
+            self.progress(f"[{self.job}/{self.jobs}] {msg} ({100 * frac:.0f}%{eta})")
+
+        return report
+
+
+def prune(net: str = "minilm", sparsity: Any = "2:4", method: Any = DEFAULT_PRUNE, *, calib: int = DEFAULT_CALIB,
+          recover: bool = True, text: str | None = None, cache: bool = True, output: str | os.PathLike | None = None,
+          progress: Progress | None = None) -> PruneResult:
+    """Prune ``net`` (``minilm``: the real all-MiniLM-L6-v2) N:M with calibrated methods and
+    measure what each keeps on held-out real text (docs/pruning.md).
+
+    ``sparsity``: one or more patterns (``"2:4,1:4,2:8"`` or a list); ``method``: one or more
+    of ``magnitude``, ``wanda``, ``sparsegpt``. For each (pattern, method) the result has the
+    one-shot step and, with ``recover`` (default), the refit step. ``calib``: calibration
+    tokens of ``text`` (default: the bundled calibration documents). Records and weights are
+    cached on disk (:mod:`sparseforge.sweep.accuracy`) unless ``cache`` is False.
+    ``output``: write the pruned weights of the single (pattern, method) requested, its last
+    step, to a ``.npz`` or ``.safetensors`` file (Hugging Face tensor names).
+
+    Every argument is checked before any work; a bad one raises :class:`UserError` naming it."""
+    from sparseforge.fileio import check_output_path
+    from sparseforge.models import calibrate
+
+    from .sweep import accuracy
+
+    progress = progress or _quiet
+    patterns = []
+    for item in _split_list(sparsity, "sparsity"):
+        sp = parse_sparsity(item)
+        if sp is None:
+            raise UserError(f"sparsity {item!r} is not allowed: pruning needs an N:M pattern with N < M, e.g. 2:4",
+                            param="sparsity")
+        patterns.append(sp)
+    methods = [str(v) for v in _split_list(method, "method")]
+    if text is not None and (not isinstance(text, str) or not text.strip()):
+        raise UserError("text is empty: give some prose to calibrate on", param="text")
+    for (n, m), meth in ((p, q) for p in patterns for q in methods):
+        accuracy.check_request(net, n, m, meth, calib)
+    try:
+        calibrate.calibration_batches(calib, text=text)          # a text too short is refused here
+    except InputError as exc:
+        raise UserError(str(exc), param="text" if text is not None else "calib") from None
+    if output is not None:
+        if len(patterns) * len(methods) != 1:
+            raise UserError(f"output {os.fspath(output)!r} is not allowed with {len(patterns)} patterns and "
+                            f"{len(methods)} methods: it holds one pruned network; give one of each",
+                            param="output")
+        if Path(output).suffix.lower() not in WEIGHT_FORMATS:
+            raise UserError(f"output {os.fspath(output)!r} is not allowed: the pruned weights are written as "
+                            f"{' or '.join(WEIGHT_FORMATS)}", param="output")
+        check_output_path(output, what="--output")
+    steps = [False, True] if recover else [False]
+    eta = _Eta(progress, 1 + len(patterns) * len(methods) * len(steps))
+    eta.start("the dense network: quality on held-out text (float and int8)")
+    dense = accuracy.dense_quality(cache=cache)
+    runs = []
+    for (n, m) in patterns:
+        for meth in methods:
+            recs = []
+            for rec_on in steps:
+                report = eta.start(f"{n}:{m} {meth}{' + refit' if rec_on else ''}: pruning on {calib} tokens")
+                rec = accuracy.measure(net, n, m, meth, calib=calib, recover=rec_on, text=text, cache=cache,
+                                       progress=report)
+                recs.append({**rec, "step": "+refit" if rec_on else "one-shot"})
+            runs.append({"sparsity": f"{n}:{m}", "method": meth, "recover": bool(recover), "steps": recs})
+    written = None
+    if output is not None:
+        last = runs[0]["steps"][-1]
+        tensors = last["tensors"] if "tensors" in last else accuracy.load_weights(last["weights_file"])
+        written = str(accuracy.save_weights(output, tensors, what="--output"))
+        progress(f"wrote {written}")
+    return PruneResult(net=net, calib=calib, calib_text="bundled" if text is None else "user", dense=dense,
+                       runs=tuple(runs), output=written)
+

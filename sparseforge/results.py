@@ -35,7 +35,7 @@ if TYPE_CHECKING:                                        # imported for type hin
     from sparseforge.spec import HardwareSpec
 
 __all__ = ["Totals", "SimulationResult", "TrainingResult", "SpgemmResult", "MoeResult", "GenerateResult",
-           "SynthResult", "AccuracyResult"]
+           "SynthResult", "AccuracyResult", "PruneResult"]
 
 
 # ============================================================================ helpers
@@ -173,12 +173,15 @@ class _Result:
 class SimulationResult(_Result):
     """A network simulated on a spec (:func:`sparseforge.simulate`): ``sparse`` at the
     requested sparsity and, unless switched off, ``dense``, the same layers run dense on
-    the same array. ``functional`` holds the check of the real MiniLM datapath when asked."""
+    the same array. ``functional`` holds the check of the real MiniLM datapath when asked;
+    ``clock`` the check of the spec's clock against its design's synthesised Fmax
+    (:func:`sparseforge.api.clock_check`)."""
 
     sparse: "NetworkResult"
     dense: "NetworkResult | None"
     workload: str
     functional: dict[str, Any] | None = None
+    clock: dict[str, Any] | None = None
 
     def write_html(self, path: "str | Path") -> list:
         """Write the HTML report (per-layer bars, utilisation, roofline, energy, sparse
@@ -229,6 +232,8 @@ class SimulationResult(_Result):
             out["speedup_over_dense"] = dense.cycles / sparse.cycles
         if self.functional is not None:
             out["functional"] = self.functional
+        if self.clock is not None:
+            out["clock"] = self.clock
         return plain(out)
 
     def to_pandas(self) -> "pandas.DataFrame":
@@ -286,8 +291,14 @@ class SimulationResult(_Result):
             f = self.functional
             lines.append(f"functional check: {f['layers_bit_exact']}/{f['layers']} layers of the real pruned int8 "
                          f"MiniLM bit-exact through the tiled datapath; sentence-embedding cosine to the dense "
-                         f"float model {f['cosine_to_dense']:.3f} ({self.sparsity} one-shot magnitude pruning, "
-                         "no fine-tuning)")
+                         f"float model {f['cosine_to_dense']:.3f} ({self.sparsity}: "
+                         f"{f.get('pruning', 'one-shot magnitude pruning')}, no fine-tuning)")
+            if f.get("quality"):
+                q = f["quality"]
+                lines.append(f"pruned model's quality on held-out text (int8): sentence-embedding cosine to the dense "
+                             f"float model {q['cosine']:.3f}, topic accuracy {100 * q['accuracy']:.1f}% against "
+                             f"{100 * q['dense_accuracy']:.1f}% dense ({q['test_sentences']} sentences; "
+                             "sparseforge prune for more)")
         return "\n".join(lines)
 
     def _summary(self) -> list[tuple[str, str]]:
@@ -317,6 +328,7 @@ class TrainingResult(_Result):
     dense: "TrainResult | None"
     batch: int | str
     cycles_without: dict[str, int] = field(default_factory=dict)
+    clock: dict[str, Any] | None = None        # the clock check (sparseforge.api.clock_check)
 
     @property
     def spec(self) -> "HardwareSpec":
@@ -357,6 +369,8 @@ class TrainingResult(_Result):
             out["dense_totals"] = self.dense.totals()
             out["speedup_over_dense"] = self.dense.cycles / res.cycles
         out["cycles_without"] = dict(self.cycles_without)
+        if self.clock is not None:
+            out["clock"] = self.clock
         return plain(out)
 
     def to_pandas(self) -> "pandas.DataFrame":
@@ -535,6 +549,7 @@ class MoeResult(_Result):
 
     result: "MoeSimResult"
     routing: "Routing"
+    clock: dict[str, Any] | None = None        # the clock check (sparseforge.api.clock_check)
 
     @property
     def spec(self) -> "HardwareSpec":
@@ -575,6 +590,8 @@ class MoeResult(_Result):
     def to_dict(self) -> dict[str, Any]:
         out = self.result.to_dict()
         out["routing_stats"] = self.routing_summary()
+        if self.clock is not None:
+            out["clock"] = self.clock
         return plain(out)
 
     def to_pandas(self) -> "pandas.DataFrame":
@@ -695,9 +712,16 @@ class GenerateResult(_Result):
     def to_text(self) -> str:
         m = self.manifest
         size = sum(f.stat().st_size for f in self.files)
-        return (f"wrote {self.path}/ : {', '.join(m['files'])} ({size / 1024:.0f} KiB), manifest.json\n"
-                f"top module {m['top']}, {len(m['ports'])} ports + clk/rst; "
+        clocking = f"{m.get('clock', 'clk').split()[0]}/{m.get('reset', 'rst').split()[0]}"
+        ports = [p for p in m["ports"] if p["name"] not in clocking.split("/")]
+        text = (f"wrote {self.path}/ : {', '.join(m['files'])} ({size / 1024:.0f} KiB), manifest.json\n"
+                f"top module {m['top']}, {len(ports)} ports + {clocking}; "
                 f"spec {m['spec']['name']} [{m['digest']}]")
+        h = m.get("handoff")
+        if isinstance(h, dict):
+            text += (f"\nFPGA hand-off for {h['part']}: {', '.join(h['files'])} (Vivado: {h['vivado']['part']}, "
+                     f"ECP5: {h['ecp5']['device']}; docs/handoff.md)")
+        return text
 
     def _summary(self) -> list[tuple[str, str]]:
         m = self.manifest
@@ -799,3 +823,97 @@ class AccuracyResult(_Result):
 
     def __repr__(self) -> str:
         return f"<AccuracyResult {self.model}, {len(self.runs)} runs, speedup on {self.network}>"
+
+
+# ============================================================================ pruning
+@dataclass(frozen=True, eq=False)
+class PruneResult(_Result):
+    """N:M pruning of a real network with calibrated methods and what it keeps
+    (:func:`sparseforge.prune`, docs/pruning.md): ``dense`` is the dense network's record, and
+    each entry of ``runs`` one (pattern, method) with its ``steps`` -- the one-shot method and,
+    with recovery, the refit -- each a record of :mod:`sparseforge.sweep.accuracy` (quality
+    ``float`` and ``int8``, per-layer calibration errors, seconds, the weights file)."""
+
+    net: str
+    calib: int
+    calib_text: str
+    dense: dict[str, Any]
+    runs: tuple[dict[str, Any], ...]
+    output: str | None = None
+
+    def _rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for run in self.runs:
+            for step in run["steps"]:
+                errs = [lay["error"] for lay in step.get("layers", ())]
+                rows.append({"sparsity": run["sparsity"], "method": run["method"], "step": step["step"],
+                             **{f"{k}_{q}": step[q][k] for q in ("float", "int8")
+                                for k in ("cosine", "accuracy", "cosine_sample", "cosine_min")},
+                             "layer_error_mean": sum(errs) / len(errs) if errs else None,
+                             "prune_seconds": step.get("prune_seconds"), "weights_file": step.get("weights_file")})
+        return rows
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The run's last step with the highest int8 cosine (the accelerator runs int8)."""
+        steps = [(run, run["steps"][-1]) for run in self.runs]
+        if not steps:
+            return None
+        run, step = max(steps, key=lambda rs: rs[1]["int8"]["cosine"])
+        return {"sparsity": run["sparsity"], "method": run["method"], "step": step["step"],
+                "int8": step["int8"], "float": step["float"]}
+
+    def to_dict(self) -> dict[str, Any]:
+        strip = ("tensors",)
+        runs = [{**run, "steps": [{k: v for k, v in st.items() if k not in strip} for st in run["steps"]]}
+                for run in self.runs]
+        return plain({"net": self.net, "calib": self.calib, "calib_text": self.calib_text, "dense": self.dense,
+                      "runs": runs, "output": self.output})
+
+    def to_pandas(self) -> "pandas.DataFrame":
+        """One row per (pattern, method, step): cosine, accuracy, Darwin cosine, worst cosine
+        (float and int8), mean layer calibration error, seconds, weights file."""
+        d = self.dense
+        dense = {"sparsity": "dense", "method": "dense", "step": "-",
+                 **{f"{k}_{q}": d[q][k] for q in ("float", "int8") for k in ("cosine", "accuracy", "cosine_sample",
+                                                                             "cosine_min")}}
+        return _frame([dense] + self._rows())
+
+    def to_text(self) -> str:
+        d = self.dense
+        head = (f"{'N:M':<6} {'method':<10} {'step':<9} {'cosine':>13} {'accuracy':>13} {'Darwin cos':>13} "
+                f"{'layer err':>9} {'prune s':>8}")
+        fi = f"{'float':>6} {'int8':>6}"
+        sub = f"{'':<27} {fi} {fi} {fi}"
+        src = "the bundled calibration documents" if self.calib_text == "bundled" else "your --calib-text"
+        lines = [f"sparseforge prune: {self.net}, calibrated on {self.calib} tokens of {src}",
+                 f"quality on held-out text: sentence-embedding cosine to the dense float model over "
+                 f"{d['float']['centroid_sentences'] + d['float']['test_sentences']} sentences of CPython reference "
+                 f"topics never used for calibration, nearest-centroid topic accuracy on "
+                 f"{d['float']['test_sentences']} of them, and the cosine on the Darwin sample (out of domain)",
+                 "", head, sub, "-" * len(head)]
+
+        def q(rec: dict, k: str) -> str:
+            return f"{rec['float'][k]:>6.3f} {rec['int8'][k]:>6.3f}"
+
+        lines.append(f"{'dense':<6} {'-':<10} {'-':<9} {q(d, 'cosine')} {q(d, 'accuracy')} {q(d, 'cosine_sample')}")
+        for run in self.runs:
+            for st in run["steps"]:
+                errs = [lay["error"] for lay in st.get("layers", ())]
+                err = f"{sum(errs) / len(errs):>9.4f}" if errs else f"{'':>9}"
+                secs = f"{st['prune_seconds']:>8.1f}" if st.get("prune_seconds") is not None else f"{'':>8}"
+                lines.append(f"{run['sparsity']:<6} {run['method']:<10} {st['step']:<9} {q(st, 'cosine')} "
+                             f"{q(st, 'accuracy')} {q(st, 'cosine_sample')} {err} {secs}")
+        weights = [(run, run["steps"][-1]) for run in self.runs if run["steps"][-1].get("weights_file")]
+        if self.output:
+            lines += ["", f"pruned weights written to {self.output}"]
+        elif len(weights) == 1:
+            lines += ["", f"pruned weights (cached): {weights[0][1]['weights_file']}"]
+        return "\n".join(lines)
+
+    def _summary(self) -> list[tuple[str, str]]:
+        return [("network", self.net), ("calibration tokens", str(self.calib)), ("runs", str(len(self.runs)))]
+
+    def __repr__(self) -> str:
+        return f"<PruneResult {self.net}, {len(self.runs)} runs, calib {self.calib}>"
+

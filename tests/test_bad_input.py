@@ -190,7 +190,13 @@ def _sweep_files() -> dict[str, str]:
         "sweep_empty_axis.toml": GOOD_SWEEP.replace("rows = [2, 4]", "rows = []"),
         "sweep_bad_range.toml": GOOD_SWEEP.replace("rows = [2, 4]", "rows = {start = 8, stop = 2, step = 2}"),
         "sweep_unknown_part.toml": GOOD_SWEEP.replace('"xczu7ev"', '"xc7bogus"'),
-        "sweep_missing_metric.toml": GOOD_SWEEP.replace('"latency", "dsp"', '"latency", "accuracy"'),
+        # accuracy is an objective since issue 13, of MiniLM only: a metric nothing produces is top5
+        "sweep_missing_metric.toml": GOOD_SWEEP.replace('"latency", "dsp"', '"latency", "top5"'),
+        "sweep_accuracy_resnet.toml": GOOD_SWEEP.replace('net = "minilm"\ntokens = 16', 'net = "resnet50"')
+                                                .replace('"latency", "dsp"', '"latency", "accuracy"'),
+        "sweep_prune_unknown.toml": GOOD_SWEEP.replace("rows = [2, 4]", 'prune = ["sparsegpt", "obs"]'),
+        "sweep_prune_calib_zero.toml": GOOD_SWEEP.replace('tokens = 16', 'tokens = 16\ncalib = 0'),
+        "sweep_prune_linked.toml": GOOD_SWEEP.replace("rows = [2, 4]", 'rows = [2, 4]\nprune = "rows"'),
         "sweep_unknown_net.toml": GOOD_SWEEP.replace('net = "minilm"', 'net = "bogusnet"'),
     }
 
@@ -220,6 +226,14 @@ def _write_inputs(d: Path) -> None:
     (d / "nul.toml").write_bytes(b"rows = 8\x00\n")
     (d / "table_too_big.toml").write_text("[spgemm]\ntable_entries = 16384\nscratchpad_kib = 64\n")
     (d / "n_over_m.toml").write_text("n = 8\nm = 4\n")
+    # synth.json files for --set clock_mhz=PATH: one of another spec (the stored nextpnr-ecp5
+    # run of a 2x2 engine, not tiny's 4x4), one that is not JSON
+    calib = Path(__file__).parent / "data" / "synth_calib" / "ecp5" / "engine-2x2-2of4-8b-4k.json"
+    rec = json.loads(calib.read_text())
+    (d / "synth_other.json").write_text(json.dumps({
+        "top": "sf_engine", "files": ["sf_engine.v"], "spec": rec["spec"], "digest": rec["digest"],
+        "ecp5": {"device": rec["device"], "fits": True, "fmax_mhz": rec["fmax_mhz"], "tools": rec["tools"]}}))
+    (d / "synth_truncated.json").write_text('{"top": "sf_engine", ')
     # matrices
     (d / "huge.mtx").write_text("%%MatrixMarket matrix coordinate real general\n50000000 50000000 1\n1 1 1.0\n")
     import gzip
@@ -364,6 +378,20 @@ def _design(manifest: str | bytes | None, files: dict[str, str] | None = None) -
 
 GOOD_DESIGN = _design(json.dumps({"top": "top", "files": ["top.v"]}), {"top.v": "module top(input a, output b);\n"
                                                                                  "assign b = a;\nendmodule\n"})
+
+
+def _emitted(design: str) -> Callable[[Path], None]:
+    """A real design folder rtl_out/d written by generate: a 4x4 2:4 spec, engines with
+    64-word memories."""
+    def setup(run: Path) -> None:
+        from sparseforge.hwgen.emit import emit_design
+
+        depths = {"act_depth": 64, "wgt_depth": 64, "out_depth": 32} if design == "engine" else {}
+        emit_design(HardwareSpec(rows=4, cols=4, n=2, m=4), design=design, out_root=run / "rtl_out", name="d",
+                    **depths)
+    return setup
+
+
 LONG = "x" * 300
 SIM = ("simulate", "--no-dense", "--tokens", "16")
 MOE = ("simulate", "--net", "m3vit-small", "--routing", "synthetic", "--tokens", "33")
@@ -415,6 +443,24 @@ HAND: list[Case] = [
     Case("set-unknown-section-field", (*SIM, "--set", "spgemm.bogus=4"), "spgemm.bogus"),
     Case("set-section-itself", (*SIM, "--set", "spgemm=4"), "spgemm"),
     Case("set-empty-key", (*SIM, "--set", "=4"), "--set"),
+    # --- the clock and its target (issue 10)
+    Case("clock-unknown-part", (*SIM, "--set", "part=XC7A35T"), "part = 'XC7A35T'"),
+    Case("clock-unknown-part-toml", (*SIM, "--hw", "{out}/hw.toml"), "part = 'zcu104'",
+         setup=lambda run: (run / "hw.toml").write_text('part = "zcu104"\n')),
+    Case("clock-synth-on-xilinx", (*SIM, "--hw", "default", "--set", "clock_mhz=synth"),
+         "clock_mhz = synth is not allowed with part = XCZU7EV"),
+    Case("clock-synth-no-part", (*SIM, "--hw", "smash-piuma", "--set", "clock_mhz=synth"),
+         "clock_mhz = synth is not allowed with part = none"),
+    Case("clock-synth-json-other-spec", (*SIM, "--hw", "tiny", "--set", "clock_mhz={in}/synth_other.json"),
+         "not of this spec tiny"),
+    Case("clock-synth-json-missing", (*SIM, "--hw", "tiny", "--set", "clock_mhz={in}/none/synth.json"),
+         "synth.json does not exist"),
+    Case("clock-synth-json-truncated", (*SIM, "--hw", "tiny", "--set", "clock_mhz={in}/synth_truncated.json"),
+         "synth_truncated.json is not valid JSON"),
+    Case("clock-synth-json-folder-without", (*SIM, "--hw", "tiny", "--set", "clock_mhz={in}/adir.toml/"),
+         "adir.toml/synth.json does not exist"),
+    Case("clock-synth-train-xilinx", ("simulate", "--train", "--hw", "sat-vcu1525", "--set", "clock_mhz=synth"),
+         "part = XCVU9P"),
     # --- huge requests (also run in the 2 GiB subprocess)
     Case("huge-moe-tokens", (*MOE[:-2], "--tokens", "1000000"), "tokens = 1000000", huge=True),
     Case("huge-moe-frames", (*MOE, "--frames", "1000000000"), "--frames = 1000000000", huge=True),
@@ -564,6 +610,28 @@ HAND: list[Case] = [
     Case("train-method", ("simulate", "--train", "--method", "bogus"), "--method"),
     Case("train-tokens", ("simulate", "--train", "--tokens", "16"), "--tokens"),
     Case("train-dense-sparsity", ("simulate", "--train", "--sparsity", "dense"), "--method"),
+    # pruning (issue 13): each refused before any calibration work
+    Case("prune-calib-zero", ("prune", "--calib", "0"), "--calib"),
+    Case("prune-calib-negative", ("prune", "--calib", "-5"), "--calib"),
+    Case("prune-calib-huge", ("prune", "--calib", "100000000"), "--calib"),
+    Case("prune-calib-text", ("prune", "--calib", "many"), "--calib"),
+    Case("prune-pattern-misfit", ("prune", "--sparsity", "2:5"), "--sparsity 2:5"),
+    Case("prune-pattern-dense", ("prune", "--sparsity", "4:4"), "--sparsity 4:4"),
+    Case("prune-pattern-word", ("prune", "--sparsity", "dense"), "--sparsity"),
+    Case("prune-pattern-n-over-m", ("prune", "--sparsity", "2:4,5:4"), "5:4"),
+    Case("prune-method-unknown", ("prune", "--method", "obs"), "--method 'obs'"),
+    Case("prune-method-in-list", ("prune", "--method", "wanda,,sparsegpt"), "--method"),
+    Case("prune-net-without-weights", ("prune", "--net", "resnet50"), "--net 'resnet50'"),
+    Case("prune-text-too-short", ("prune", "--calib-text", "{in}/afile.txt"), "afile.txt"),
+    Case("prune-text-missing", ("prune", "--calib-text", "{in}/missing.txt"), "missing.txt"),
+    Case("prune-text-binary", ("prune", "--calib-text", "{in}/binary.txt"), "binary.txt"),
+    Case("prune-output-extension", ("prune", "--output", "w.txt"), "--output"),
+    Case("prune-output-two-patterns", ("prune", "--sparsity", "2:4,2:8", "--output", "w.npz"), "--output"),
+    Case("prune-output-under-a-file", ("prune", "--output", "{in}/afile.txt/w.npz"), "afile.txt"),
+    Case("sim-prune-calib-zero", (*SIM, "--functional", "--calib", "0"), "--calib"),
+    Case("sim-prune-pattern-misfit", (*SIM, "--functional", "--sparsity", "2:5"), "2:5"),
+    Case("sim-calib-without-functional", (*SIM, "--calib", "512"), "--functional"),
+    Case("sim-prune-unknown", (*SIM, "--functional", "--prune", "obs"), "--prune"),
     Case("train-functional", ("simulate", "--train", "--functional"), "--functional"),
     Case("train-batch-zero", ("simulate", "--train", "--batch", "0"), "--batch"),
     Case("train-net-unknown", ("simulate", "--train", "--net", "bogus", "--no-dense"), "bogus"),
@@ -604,6 +672,12 @@ HAND: list[Case] = [
     Case("generate-name-dots", ("generate", "--design", "pe", "--name", ".."), ".."),
     Case("generate-name-empty", ("generate", "--design", "pe", "--name", ""), "name ''"),
     Case("generate-name-long", ("generate", "--design", "pe", "--name", LONG), LONG[:20]),
+    # --- generate: the hand-off's FPGA part
+    Case("generate-part-unknown", ("generate", "--design", "pe", "--part", "bogus"), "--part 'bogus'"),
+    Case("generate-part-empty", ("generate", "--design", "pe", "--part", ""), "--part ''"),
+    Case("generate-part-none", ("generate", "--design", "engine_axi", "--part", "none"), "--part 'none'"),
+    Case("generate-part-family", ("generate", "--design", "pe", "--part", "xczu7ev-ffvc1156-2-e"),
+         "--part 'xczu7ev-ffvc1156-2-e'"),
     # --- synth: broken design folders and options
     Case("synth-missing", ("synth", "nosuch", "--no-ecp5"), "nosuch"),
     Case("synth-no-manifest", ("synth", "d", "--no-ecp5"), "manifest", setup=_design(None, {"top.v": "x"})),
@@ -629,6 +703,25 @@ HAND: list[Case] = [
     Case("synth-freq-inf", ("synth", "d", "--freq", "inf"), "--freq", setup=GOOD_DESIGN),
     Case("synth-freq-text", ("synth", "d", "--freq", "fast"), "--freq", setup=GOOD_DESIGN),
     Case("synth-ecp5-device", ("synth", "d", "--ecp5-device", "bogus"), "--ecp5-device", setup=GOOD_DESIGN),
+    # --- verify and lint: design folders, designs verify cannot drive, options (issue 10)
+    Case("verify-missing", ("verify", "nosuch"), "nosuch"),
+    Case("verify-not-a-folder", ("verify", "{in}/afile.txt"), "afile.txt"),
+    Case("verify-no-manifest", ("verify", "d"), "no manifest.json", setup=_design(None, {"top.v": "x"})),
+    Case("verify-manifest-not-json", ("verify", "d"), "manifest.json", setup=_design("{not json")),
+    Case("verify-manifest-no-kind", ("verify", "d"), "design kind None", setup=GOOD_DESIGN),
+    Case("verify-unsupported-design", ("verify", "d"), "holds a 'pe' design", setup=_emitted("pe")),
+    Case("verify-simulator-bogus", ("verify", "d", "--simulator", "bogus"), "--simulator 'bogus'",
+         setup=_emitted("engine")),
+    Case("verify-layer-bogus", ("verify", "d", "--layer", "layer9.attn.q"), "--layer 'layer9.attn.q'",
+         setup=_emitted("engine")),
+    Case("verify-tokens-too-many", ("verify", "d", "--tokens", "500"), "--tokens = 500", setup=_emitted("engine")),
+    Case("verify-tokens-over-memory", ("verify", "d", "--tokens", "100"), "output memory", setup=_emitted("engine")),
+    Case("verify-outputs-zero", ("verify", "d", "--outputs", "0"), "--outputs = 0", setup=_emitted("engine")),
+    Case("verify-waves-suffix", ("verify", "d", "--waves={out}/w.vcd"), "w.vcd", setup=_emitted("engine")),
+    Case("verify-waves-under-a-file", ("verify", "d", "--waves={in}/afile.txt/w.fst"), "afile.txt",
+         setup=_emitted("engine")),
+    Case("lint-missing", ("lint", "nosuch"), "nosuch"),
+    Case("lint-no-manifest", ("lint", "d"), "no manifest.json", setup=_design(None, {"top.v": "x"})),
     # --- sweep: sweep files, options and outputs
     Case("sweep-missing-file", ("sweep", "{in}/nosuch.toml"), "nosuch.toml"),
     Case("sweep-folder", ("sweep", "{in}/adir.toml"), "adir.toml"),
@@ -637,7 +730,11 @@ HAND: list[Case] = [
     Case("sweep-empty-axis", ("sweep", "{in}/sweep_empty_axis.toml"), "rows"),
     Case("sweep-bad-range", ("sweep", "{in}/sweep_bad_range.toml"), "rows"),
     Case("sweep-unknown-part", ("sweep", "{in}/sweep_unknown_part.toml"), "xc7bogus"),
-    Case("sweep-missing-metric", ("sweep", "{in}/sweep_missing_metric.toml"), "accuracy"),
+    Case("sweep-missing-metric", ("sweep", "{in}/sweep_missing_metric.toml"), "top5"),
+    Case("sweep-accuracy-without-weights", ("sweep", "{in}/sweep_accuracy_resnet.toml"), "accuracy"),
+    Case("sweep-prune-unknown", ("sweep", "{in}/sweep_prune_unknown.toml"), "obs"),
+    Case("sweep-prune-calib-zero", ("sweep", "{in}/sweep_prune_calib_zero.toml"), "calib"),
+    Case("sweep-prune-linked", ("sweep", "{in}/sweep_prune_linked.toml"), "prune"),
     Case("sweep-unknown-net", ("sweep", "{in}/sweep_unknown_net.toml"), "bogusnet"),
     Case("sweep-confirm-negative", ("sweep", "{in}/sweep_good.toml", "--confirm", "-1"), "--confirm"),
     Case("sweep-workers-zero", ("sweep", "{in}/sweep_good.toml", "--workers", "0"), "--workers"),

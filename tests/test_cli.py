@@ -16,6 +16,7 @@ import pytest
 
 from sparseforge.cli import main
 from sparseforge.hwgen.emit import DESIGNS
+from sparseforge.hwgen.handoff import handoff_names
 from sparseforge.spec import list_presets, load_spec
 
 DATA = Path(__file__).parent / "data" / "spec"
@@ -126,7 +127,9 @@ def test_simulate_output_file(tmp_path, capsys):
     assert main(["simulate", "--json", "--no-dense", "--tokens", "16", "-o", str(target)]) == 0
     out, err = capsys.readouterr()
     assert out == ""
-    assert err == f"[sparseforge] wrote {target}\n"
+    # the default preset's clock is an assumption on its UltraScale+ part: one warning line
+    check = json.loads(target.read_text())["clock"]
+    assert err == f"[sparseforge] wrote {target}\nsparseforge: warning: {check['warning']}\n"
     assert json.loads(target.read_text())["network"] == "minilm"
     assert _tree(tmp_path) == ["sub", "sub/report.json"]          # no temporary file left behind
 
@@ -144,9 +147,10 @@ def test_simulate_output_file_not_created_on_error(tmp_path, capsys):
     (["--hw", "nosuch"],
      f"--hw 'nosuch' is not a known preset: choose one of {', '.join(list_presets())} or give a .toml file"),
     (["--set", "bogus=1"],
-     "unknown field 'bogus' in --set: allowed fields are act_width, clock_mhz, cols, dataflow, description, "
-     "double_buffer, dram_bandwidth_gbps, dram_latency_ns, e_dram_pj_per_byte, e_mac_pj, e_sram_pj_per_byte, "
-     "input_buffer_kib, m, max_k, n, name, output_buffer_kib, rows, weight_buffer_kib, weight_width; sections moe.*, spgemm.*, train.*"),
+     "unknown field 'bogus' in --set: allowed fields are act_width, clock_mhz, clock_source, cols, dataflow, "
+     "description, double_buffer, dram_bandwidth_gbps, dram_latency_ns, e_dram_pj_per_byte, e_mac_pj, "
+     "e_sram_pj_per_byte, input_buffer_kib, m, max_k, n, name, output_buffer_kib, part, rows, weight_buffer_kib, "
+     "weight_width; sections moe.*, spgemm.*, train.*"),
     (["--set", "rows=0"], "rows = 0 is not allowed: must be 1..512 PEs"),
     (["--set", "n=5"], "n = 5 is not allowed with m = 4: N:M sparsity needs 1 <= n <= m"),
     (["--set", "rows"], "--set 'rows' is not allowed: write key=value"),
@@ -216,7 +220,7 @@ def test_generate_array(tmp_path, capsys):
     assert main(["generate", "--hw", "tiny", "--design", "array", "--out", str(out), "--name", "x"]) == 0
     stdout = capsys.readouterr().out
     spec = load_spec("tiny")
-    assert _tree(out) == ["x", "x/manifest.json", "x/sf_array.v"]
+    assert _tree(out) == sorted(["x", "x/manifest.json", "x/sf_array.v", *(f"x/{f}" for f in handoff_names("sf_array"))])
     manifest = json.loads((out / "x" / "manifest.json").read_text())
     assert manifest["digest"] == spec.digest
     assert manifest["spec"] == json.loads(json.dumps(spec.to_dict()))
@@ -239,7 +243,7 @@ def test_generate_pe_json_overwrites(tmp_path, capsys):
     assert capsys.readouterr().err.splitlines()[-1].endswith(": choose another --name, or --replace to replace it")
     assert main(argv[:-1] + ["--set", "weight_width=4", "--replace"]) == 0   # ... unless --replace
     capsys.readouterr()
-    assert _tree(out) == ["p", "p/manifest.json", "p/sf_pe.v"]
+    assert _tree(out) == sorted(["p", "p/manifest.json", "p/sf_pe.v", *(f"p/{f}" for f in handoff_names("sf_pe"))])
     assert json.loads((out / "p" / "manifest.json").read_text())["spec"]["weight_width"] == 4
 
 
@@ -340,8 +344,8 @@ def test_every_command_module_is_registered():
     from sparseforge.cli import COMMANDS, build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert set(sub.choices) == {"presets", "simulate", "train", "spgemm", "generate", "synth", "sweep", "report",
-                                "compare"}
+    assert set(sub.choices) == {"presets", "simulate", "train", "prune", "spgemm", "generate", "synth", "verify",
+                                "lint", "sweep", "report", "compare"}
     assert len(COMMANDS) == len(sub.choices)
 
 

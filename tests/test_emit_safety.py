@@ -26,10 +26,13 @@ import pytest
 from sparseforge.hwgen import emit as emit_mod
 from sparseforge.hwgen import outdir
 from sparseforge.hwgen.emit import COST_LIMITS, DESIGNS, EmitError, check_cost, emit_design, estimate_cost
+from sparseforge.hwgen.handoff import handoff_names
 from sparseforge.spec import list_presets, load_spec
 
 A = load_spec("tiny")
 B = load_spec("tiny", ["weight_width=4"])
+#: what a pe design folder holds: the Verilog, the manifest and the FPGA hand-off
+PE_FILES = sorted(["manifest.json", "sf_pe.v", *handoff_names("sf_pe")])
 
 
 def _snap(folder: Path) -> dict[str, bytes | None]:
@@ -87,7 +90,7 @@ def test_replace_takes_another_spec_and_drops_its_synthesis(tmp_path):
     emit_design(B, design="pe", out_root=tmp_path, name="x", replace=True)
     m = json.loads((d / "manifest.json").read_text())
     assert m["digest"] == B.digest and m["spec"]["weight_width"] == 4
-    assert sorted(os.listdir(d)) == ["manifest.json", "sf_pe.v"]
+    assert sorted(os.listdir(d)) == PE_FILES
     assert os.listdir(tmp_path) == ["x"]
 
 
@@ -107,7 +110,7 @@ def test_same_design_keeps_synthesis_of_the_same_verilog_only(tmp_path):
             outdir.remove_tree(d / p)
         _fake_synth(d, **bad)
         emit_design(A, design="pe", out_root=tmp_path, name="x")
-        assert sorted(os.listdir(d)) == ["manifest.json", "sf_pe.v"], bad
+        assert sorted(os.listdir(d)) == PE_FILES, bad
     assert os.listdir(tmp_path) == ["x"]
 
 
@@ -132,7 +135,7 @@ def test_foreign_files_folders_and_links_are_never_replaced(tmp_path):
         emit_design(A, design="pe", out_root=tmp_path, name="p")
     assert (d / "notes.txt").read_text() == "mine"
     emit_design(A, design="pe", out_root=tmp_path, name="p", replace=True)
-    assert sorted(os.listdir(d)) == ["manifest.json", "sf_pe.v"]
+    assert sorted(os.listdir(d)) == PE_FILES
 
 
 @pytest.mark.parametrize("name", ["../escape", "a/b", "/abs", ".hidden", "x/../../y", "", "a" * 65])
@@ -265,7 +268,7 @@ def test_leftovers_of_killed_runs_are_cleaned(tmp_path):
     finally:
         live.kill()
         live.wait()
-    assert sorted(os.listdir(d)) == ["manifest.json", "sf_pe.v"]
+    assert sorted(os.listdir(d)) == PE_FILES
 
 
 def test_stranded_old_design_is_put_back(tmp_path):

@@ -39,7 +39,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("hwgen", ("sparseforge.hwgen",), ("errors", "spec", "fileio", "units", "layout")),
     # the simulator never imports the RTL package
     ("sim", ("sparseforge.sim",), ("errors", "spec", "models", "units", "layout", "dataflow")),
-    ("flows", ("sparseforge.sweep", "sparseforge.report", "sparseforge.results"),
+    # flows; sparseforge.verify runs the emitted RTL (hwgen) against the golden models and the
+    # simulator's cycle models (sim)
+    ("flows", ("sparseforge.sweep", "sparseforge.report", "sparseforge.results", "sparseforge.verify"),
      ("errors", "spec", "fileio", "models", "units", "layout", "dataflow", "hwgen", "sim")),
     ("api", ("sparseforge.api",),
      ("errors", "spec", "fileio", "models", "units", "layout", "dataflow", "hwgen", "sim", "flows")),

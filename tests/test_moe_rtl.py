@@ -2,7 +2,7 @@
 
 The routing is the real MoEfied-MiniLM routing of ``tests/data/moe/minilm_t48.npz`` (48
 tokens per frame, 16 experts, top-4; regenerated from MiniLM in ``tests/test_moe.py``). Each
-bench run (:mod:`tests.rtl.cocotb_moe`) plays several MoE layers through ``sf_moe_reorder``,
+bench run (:mod:`sparseforge.verify.cocotb_moe`) plays several MoE layers through ``sf_moe_reorder``,
 with the DRAM and array sides answering after exactly the simulator's ``load_cycles`` and
 ``compute_cycles``. Checked here against the golden model and the simulator:
 
@@ -27,7 +27,7 @@ from sparseforge.dataflow.moe import map_experts, quantize_gates
 from sparseforge.models.moe import Routing, expert_queues, get_config, load_routing
 from sparseforge.sim.moe import reorder_layer, simulate_moe
 from sparseforge.spec import HardwareSpec, MoeSpec
-from tests.rtl.harness import run_bench
+from sparseforge.verify.harness import run_bench
 
 pytestmark = [pytest.mark.rtl]
 

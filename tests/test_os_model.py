@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sparseforge.dataflow.layout import grouped_pruned, os_memory_image, os_tiling
-from sparseforge.sim.units.engine import OS_PE_LATENCY, os_run_cycles, os_tile_period, os_word_widths
+from sparseforge.sim.units.engine import OS_PE_LATENCY, OS_WRITE_CYCLES, os_run_cycles, os_tile_period, os_word_widths
 from sparseforge.spec import HardwareSpec
 
 
@@ -18,9 +18,9 @@ def _replay(rows: int, cols: int, tiles: int, groups: int) -> int:
     period = max(groups, 2 * cols - 1)
     cycle, cnt, tile, writes = 0, 0, 0, []
     while tile < tiles:                                  # the sequencer
-        if cnt == groups - 1:                            # a tile's last issue: its columns are
-            w0 = cycle + 1 + OS_PE_LATENCY + rows        # written from here, every other cycle
-            writes.extend((w0 + 2 * c, tile) for c in range(cols))
+        if cnt == groups - 1:                            # a tile's last issue: its columns reach
+            w0 = cycle + 1 + OS_PE_LATENCY + rows        # the port from here, every other cycle,
+            writes.extend((w0 + 2 * c + OS_WRITE_CYCLES, tile) for c in range(cols))  # then the sum register
         cnt += 1
         if cnt == period:
             cnt, tile = 0, tile + 1
@@ -43,12 +43,12 @@ def test_closed_form_matches_replay(rows, cols, tiles, groups):
 
 def test_period_and_increments():
     """A tile costs ``max(groups, 2 * cols - 1)`` cycles in steady state; each extra tile
-    adds exactly one period, and a run's fill/drain is ``groups + rows + 2 * cols + 4``."""
+    adds exactly one period, and a run's fill/drain is ``groups + rows + 2 * cols + 5``."""
     spec = HardwareSpec(rows=4, cols=6, n=2, m=4)
     assert os_tile_period(spec, 3) == 11 and os_tile_period(spec, 40) == 40
     for g in (3, 11, 40):
         one = os_run_cycles(spec, token_tiles=1, ntiles=1, groups=g)
-        assert one == g + spec.rows + 2 * spec.cols + 4
+        assert one == g + spec.rows + 2 * spec.cols + 5
         assert os_run_cycles(spec, token_tiles=3, ntiles=2, groups=g) - one == 5 * os_tile_period(spec, g)
 
 

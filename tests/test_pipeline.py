@@ -101,7 +101,10 @@ def test_cli_functional_run_end_to_end(capsys):
     embedding cosine, in its JSON."""
     import json
 
-    assert main(["simulate", "--hw", "tiny", "--functional", "--tokens", "16", "--no-dense", "--json"]) == 0
+    # --prune oneshot: magnitude without calibration, instant (the calibrated default, SparseGPT, is
+    # exercised in tests/test_prune.py on a small calibration)
+    assert main(["simulate", "--hw", "tiny", "--functional", "--tokens", "16", "--no-dense", "--json",
+                 "--prune", "oneshot"]) == 0
     out = json.loads(capsys.readouterr().out)
     f = out["functional"]
     assert f["layers"] == 36 and f["layers_bit_exact"] == 36 and f["tokens"] == 16

@@ -19,7 +19,7 @@ from sparseforge.models.golden import gemm_dense_int, gemm_nm_int
 from sparseforge.models.prune import compress
 from sparseforge.sim.units.engine import os_run_cycles, os_tile_period
 from sparseforge.spec import HardwareSpec
-from tests.rtl.harness import run_bench
+from sparseforge.verify.harness import run_bench
 from tests.test_rtl_engine import _real_operands
 
 pytestmark = [pytest.mark.rtl, pytest.mark.minilm]
@@ -115,8 +115,8 @@ def test_os_other_patterns_on_a_2of8_array(tmp_path, wn, wm, group):
 
 def test_os_single_tile_cycles(tmp_path):
     """One tile: the run is the start cycle, the last issue at cycle G - 1, the memory read,
-    the PE pipeline with row skew/deskew, the result chain (every other cycle per column)
-    and ``done``."""
+    the PE pipeline with row skew/deskew, the result chain (every other cycle per column),
+    the writer's sum register and ``done``."""
     spec = HardwareSpec(rows=4, cols=4, n=2, m=4, max_k=4096)
     x, w = _real_operands(2, 4, "layer0.ffn.up", tokens=4, k=40, n_out=4)
     comp = compress(w, 2, 4)
@@ -125,7 +125,7 @@ def test_os_single_tile_cycles(tmp_path):
     assert img.tiling.tiles == 1 and img.tiling.groups == 10
     result = _run(spec, tmp_path, [phase], img)
     assert result["cycles"] == [cycles, cycles]
-    assert cycles == 1 + (10 - 1) + 1 + 4 + spec.rows + 2 * (spec.cols - 1) + 1
+    assert cycles == 1 + (10 - 1) + 1 + 4 + spec.rows + 2 * (spec.cols - 1) + 1 + 1
 
 
 def test_os_reduction_split_accumulates(tmp_path):
@@ -145,6 +145,61 @@ def test_os_reduction_split_accumulates(tmp_path):
         periods.append(os_tile_period(spec, img.tiling.groups))
     assert periods == [2 * spec.cols - 1, 8]
     full = os_memory_image(spec, x, grouped_sparse(comp.values, comp.indices, n=2, m=4, k=50, spec=spec))
+    _check_golden(full, x, gemm_nm_int(x, comp))
+    result = _run(spec, tmp_path, phases, full)
+    assert result["cycles"] == [p["expected_cycles"] for p in phases]
+
+
+def test_os_engine_refuses_runs_that_do_not_fit(tmp_path):
+    """A run the hardware cannot hold is refused at start (``done`` and ``error``
+    ``REFUSE_CYCLES`` after ``start``, nothing written, the next run exact): more products
+    per output than the accumulator holds (``acc_capacity`` = 15, 2 per group: 7 groups of
+    the largest products are exact, 8 are refused), more weight, activation or output words
+    than the memories hold; two at once report the lower code."""
+    from sparseforge.hwgen.engine import ERR_ACT, ERR_K, ERR_OUT, ERR_WGT
+    from sparseforge.sim.units.engine import acc_capacity
+    from tests.test_rtl_engine import Session, check_refusals, extreme_nm, refusal_session
+    spec = HardwareSpec(rows=2, cols=2, n=2, m=4, max_k=8)
+    assert acc_capacity(spec) == 15
+    depths = {"act_depth": 8, "wgt_depth": 8, "out_depth": 6}         # 3 output tiles
+    x, w = extreme_nm(2, 7 * 4, 2, 2, 4)
+    comp = compress(w, 2, 4)
+    img = os_memory_image(spec, x, grouped_sparse(comp.values, comp.indices, n=2, m=4, k=x.shape[1], spec=spec))
+    til = img.tiling
+    golden = [row for tt in img.expected.tolist() for nt in tt for row in nt]
+    assert (til.groups, til.tiles) == (7, 1) and golden[0][0] == 14 * 2 ** 14 < 2 ** (spec.acc_width - 1)
+    good = {"cfg_groups": 7, "cfg_ttiles": 1, "cfg_ntiles": 1}
+    bad = [("k", {"cfg_groups": 8, "cfg_ttiles": 1, "cfg_ntiles": 1}),
+           ("wgt", {"cfg_groups": 3, "cfg_ttiles": 1, "cfg_ntiles": 3}),
+           ("act", {"cfg_groups": 3, "cfg_ttiles": 3, "cfg_ntiles": 1}),
+           ("out", {"cfg_groups": 1, "cfg_ttiles": 2, "cfg_ntiles": 2}),
+           ("k_and_wgt", {"cfg_groups": 8, "cfg_ttiles": 1, "cfg_ntiles": 2})]
+    codes = {"k": ERR_K, "wgt": ERR_WGT, "act": ERR_ACT, "out": ERR_OUT, "k_and_wgt": ERR_K}
+    cycles = os_run_cycles(spec, token_tiles=1, ntiles=1, groups=7)
+    s = Session(spec, "os_engine", ["cfg_groups", "cfg_ttiles", "cfg_ntiles"])
+    s.load(img.act, img.wgt)
+    refusal_session(s, good, bad, len(golden), cycles)
+    s.play(tmp_path, **depths)
+    check_refusals(s, bad, codes, golden, spec.rows, cycles)
+
+
+def test_os_banked_output_memory_accumulates(tmp_path):
+    """An output memory of more than ``OUT_BANK_WORDS`` words is built of banks (the
+    writer's read then takes two cycles): a reduction split over two runs, the second
+    accumulating onto outputs in both banks, is bit-exact and each run takes exactly
+    ``os_run_cycles``."""
+    from sparseforge.hwgen.engine import OUT_BANK_WORDS
+    spec = HardwareSpec(rows=2, cols=2, n=2, m=4, max_k=4096)
+    x, w = _real_operands(2, 4, "layer4.attn.k", tokens=32, k=16, n_out=34)
+    comp = compress(w, 2, 4)
+    phases = []
+    for lo, hi, accumulate in ((0, 8, 0), (8, 16, 1)):
+        c = compress(w[:, lo:hi], 2, 4)
+        gw = grouped_sparse(c.values, c.indices, n=2, m=4, k=hi - lo, spec=spec)
+        img, phase, cycles = _phase(spec, x[:, lo:hi], gw, accumulate=accumulate, runs=1)
+        phases.append(phase | {"expected_cycles": cycles})
+    full = os_memory_image(spec, x, grouped_sparse(comp.values, comp.indices, n=2, m=4, k=16, spec=spec))
+    assert full.tiling.tiles * spec.cols > OUT_BANK_WORDS
     _check_golden(full, x, gemm_nm_int(x, comp))
     result = _run(spec, tmp_path, phases, full)
     assert result["cycles"] == [p["expected_cycles"] for p in phases]

@@ -15,7 +15,7 @@ import pytest
 from sparseforge.sim.units.sore import sore_cycles
 from sparseforge.models.prune import nm_mask
 from sparseforge.spec import HardwareSpec
-from tests.rtl.harness import run_bench
+from sparseforge.verify.harness import run_bench
 
 pytestmark = [pytest.mark.rtl, pytest.mark.minilm]
 

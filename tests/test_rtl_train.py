@@ -22,7 +22,7 @@ from sparseforge.models.prune import compress
 from sparseforge.models.quant import quantize_per_channel, quantize_per_tensor
 from sparseforge.sim.units.engine import run_cycles
 from sparseforge.spec import HardwareSpec
-from tests.rtl.harness import run_bench
+from sparseforge.verify.harness import run_bench
 
 pytestmark = pytest.mark.rtl
 

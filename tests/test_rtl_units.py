@@ -10,7 +10,7 @@ they are defined:
   outputs for one tile, and back-to-back tiles whose weights load while the previous tile
   streams.
 
-The bench ``tests/rtl/cocotb_trace.py`` plays a schedule built
+The bench ``sparseforge/verify/cocotb_trace.py`` plays a schedule built
 here and record every output in every cycle; all checks are made here on that trace.
 Cycle convention (see the benches): ``cycles[j]`` is applied during cycle j (rising edge j
 samples it); ``trace[j]`` is what the outputs hold during cycle j. A value applied in cycle
@@ -32,7 +32,7 @@ from sparseforge.dataflow.layout import pack_words
 from sparseforge.models.golden import gemm_dense_int, gemm_nm_int
 from sparseforge.models.prune import NMCompressed
 from sparseforge.spec import HardwareSpec
-from tests.rtl.harness import run_bench
+from sparseforge.verify.harness import run_bench
 
 PE_PORTS = {"inputs": ["x_in", "first_in", "psum_in", "w_we", "w_data", "w_idx"],
             "outputs": ["x_out", "first_out", "psum_out"]}
@@ -45,9 +45,9 @@ pytestmark = [pytest.mark.rtl, pytest.mark.minilm]
 # --------------------------------------------------------------------------- helpers
 def _real_layer(n: int, m: int, layer: str):
     """A real layer of MiniLM pruned ``n:m`` (dense int8 when n == m)."""
-    pipeline = pytest.importorskip("sparseforge.models.pipeline")
+    from tests.pruned_minilm import best_pruned_minilm
     try:
-        model = pipeline.pruned_minilm(n, m)
+        model = best_pruned_minilm(n, m)
     except FileNotFoundError as exc:  # the weights package is missing on this machine
         pytest.skip(f"real MiniLM weights are not installed: {exc}")
     return model.layer(layer)

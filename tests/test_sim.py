@@ -62,9 +62,10 @@ def test_run_cycles_rejects_zero_tokens():
 @pytest.mark.parametrize("tokens", [1, 2, 7, 128])
 def test_run_cycles_single_tile(rows, cols, tokens):
     """One tile: start cycle + first stream cycle + T-1 more issues + activation read +
-    array latency + done = 1 + 1 + (T-1) + 1 + array_latency + 1."""
+    array latency + the accumulator's sum register + done
+    = 1 + 1 + (T-1) + 1 + array_latency + 1 + 1."""
     spec = HardwareSpec(rows=rows, cols=cols)
-    assert run_cycles(spec, tokens=tokens, tiles=1) == 1 + 1 + (tokens - 1) + 1 + spec.array_latency + 1
+    assert run_cycles(spec, tokens=tokens, tiles=1) == 1 + 1 + (tokens - 1) + 1 + spec.array_latency + 1 + 1
 
 
 @pytest.mark.parametrize("rows, cols", [(4, 4), (16, 16), (8, 3), (3, 12)])

@@ -16,12 +16,14 @@ from sparseforge.spec.base import Bound, Section, Text, field_types, show
 
 DATA = Path(__file__).parent / "data" / "spec"
 PRESETS = ("default", "dense-16x16", "sf-32x32", "tiny")
-ALLOWED = ("act_width, clock_mhz, cols, dataflow, description, double_buffer, dram_bandwidth_gbps, "
+ALLOWED = ("act_width, clock_mhz, clock_source, cols, dataflow, description, double_buffer, dram_bandwidth_gbps, "
            "dram_latency_ns, e_dram_pj_per_byte, e_mac_pj, e_sram_pj_per_byte, input_buffer_kib, m, max_k, "
-           "n, name, output_buffer_kib, rows, weight_buffer_kib, weight_width; sections moe.*, spgemm.*, train.*")
+           "n, name, output_buffer_kib, part, rows, weight_buffer_kib, weight_width; sections moe.*, spgemm.*, train.*")
+#: fields that name the spec or its target, not the hardware: outside the digest
+NOT_HARDWARE = ("name", "description", "part", "clock_source")
 # every hardware field but dataflow, which has a single allowed value
 HARDWARE_FIELDS = [f.name for f in dataclasses.fields(HardwareSpec)
-                   if f.name not in ("name", "description", "dataflow")]
+                   if f.name not in NOT_HARDWARE + ("dataflow",)]
 
 
 def _error(**changes) -> str:
@@ -210,13 +212,18 @@ def test_digest_is_stable_16_hex_digits():
 
 
 def test_digest_ignores_name_and_description():
-    """Names and descriptions do not change the hardware, so not the digest."""
+    """Names and descriptions do not change the hardware, so not the digest; nor do the
+    target part and the clock's reason (the Verilog and every simulated number are the
+    same), so the synthesis cache and calibration records, keyed by digest, stay valid."""
     base = HardwareSpec()
     assert base.replace(name="other", description="something else").digest == base.digest
+    assert base.replace(part="XCVU9P", clock_source="a reason").digest == base.digest
+    assert set(base.hardware_dict()) == {f.name for f in dataclasses.fields(HardwareSpec)} - set(NOT_HARDWARE)
 
 
 def test_default_preset_has_the_digest_of_the_default_spec():
-    """The default preset describes HardwareSpec() exactly: same digest, other name."""
+    """The default preset describes HardwareSpec()'s hardware exactly: same digest, other
+    name (and a named target: HardwareSpec() defaults to the LFE5U-85F, the measured part)."""
     spec = load_spec("default")
     assert spec.name == "default"
     assert spec.digest == HardwareSpec().digest

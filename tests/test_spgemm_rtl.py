@@ -24,7 +24,7 @@ from sparseforge.dataflow.spgemm import expand_products, place_rows
 from sparseforge.models.matrices import builtin_available, canonical, golden_spgemm, load_matrix
 from sparseforge.sim.units.hashmerge import unit_row_cycles, unit_row_stalls
 from sparseforge.spec import HardwareSpec
-from tests.rtl.harness import run_bench
+from sparseforge.verify.harness import run_bench
 
 pytestmark = [pytest.mark.rtl]
 

@@ -88,6 +88,28 @@ def test_point_specs_follow_the_axes():
     assert t1.digest == t1.spec.digest and t1.digest != t2.digest
 
 
+def test_one_part_the_target_default_and_every_point_spec():
+    """[target] part defaults to the base spec's part; a given part becomes every point's spec
+    part (the preset's clock reason, written for its own part, is dropped); part and
+    clock_source are not axes; a base spec naming no part needs [target] part."""
+    from sparseforge.spec import load_spec
+    from sparseforge.sweep.evaluate import make_task
+
+    base = load_spec("default")
+    no_part = TAIL.replace('part = "xczu7ev"\n', "")
+    sw = parse("rows = [4]", tail=no_part)
+    assert sw.part == base.part
+    assert make_task(sw, 0, next(grid_points(sw))).spec.part == base.part
+    sw = parse("rows = [4]", tail=TAIL.replace('"xczu7ev"', '"LFE5U-45F"'))
+    spec = make_task(sw, 0, next(grid_points(sw))).spec
+    assert (sw.part, spec.part, spec.clock_source) == ("LFE5U-45F", "LFE5U-45F", "")
+    for axis in ('part = ["XCVU9P"]', 'clock_source = ["x"]'):
+        with pytest.raises(SweepError, match=axis.split(" ")[0]):
+            parse(axis)
+    with pytest.raises(SweepError, match=r"\[target\] part is missing"):
+        parse("rows = [4]", head=HEAD.replace('"default"', '"smash-piuma"'), tail=no_part)
+
+
 # ------------------------------------------------------------------ random and nsga2
 def test_random_gives_n_distinct_grid_points_deterministic_by_seed():
     axes = "rows = [4, 8, 16, 32]\ncols = [4, 8, 16, 32]\nnm = [\"2:4\", \"1:4\", \"2:8\"]"

@@ -16,8 +16,10 @@ loader and the streamer obey (cycle 0 = the first cycle after ``start`` is sampl
     S_j = max(L_j + 1, S_{j-1} + tokens)        # weights of tile j started, streamer free
 
 and the run ends when the last token of the last tile has passed the activation memory
-read (1 cycle), the array (``spec.array_latency``) and the output accumulator (1 cycle),
-plus the cycle that samples ``start`` and the one that raises ``done``. The recurrence is
+read (1 cycle), the array (``spec.array_latency``) and the output accumulator's sum register
+(1 cycle: the result is added in the cycle it arrives, and the sum is written back from a
+register the cycle after), plus the cycle that samples ``start`` and the one that raises
+``done``. The recurrence is
 max-plus linear with constant coefficients, so after at most a couple of tiles it settles
 into a constant period; :func:`stream_starts` uses that to evaluate any number of tiles in
 O(1) while staying exact.
@@ -34,14 +36,19 @@ tile is issued at ``a = (tiles - 1) * P + groups - 1`` it takes
 
 - 1 cycle: synchronous memory read (the group is at the array port at ``a + 1``);
 - ``OS_PE_LATENCY + rows`` cycles: PE registers and pipeline, row skew and deskew, until
-  output column 0 of the tile is at the array's output port, where it is written to the
-  output memory in the same cycle;
+  output column 0 of the tile is at the array's output port, where it is added to the old
+  word (or to 0) into the writer's sum register;
 - ``2 * (cols - 1)`` cycles: the remaining output columns, one every other cycle;
+- 1 cycle: the sum register, written to the output memory the cycle after the column came;
 - 1 cycle: ``done`` is a register set by the last write.
 
 Counting the cycle that samples ``start`` as well::
 
-    os_run_cycles = (tiles - 1) * P + groups + rows + 2 * cols + 4
+    os_run_cycles = (tiles - 1) * P + groups + rows + 2 * cols + 5
+
+**Run checks.** Both engines refuse, at ``start``, a run that does not fit the hardware
+(``hwgen.engine.ERRORS``): among them one with more products per output than the
+accumulator holds without overflow, :func:`acc_capacity`.
 """
 
 from __future__ import annotations
@@ -55,14 +62,15 @@ from sparseforge.spec import HardwareSpec
 
 __all__ = ["WS", "OS", "EngineModel", "Granules", "RunEvents", "WeightStationary", "OutputStationary", "ENGINES",
            "engine_model", "word_widths", "os_word_widths", "stream_starts", "run_cycles", "os_tile_period",
-           "os_run_cycles", "START_CYCLES", "ACT_READ_CYCLES", "ACC_CYCLES", "DONE_CYCLES", "OS_PE_LATENCY"]
+           "os_run_cycles", "acc_capacity", "START_CYCLES", "ACT_READ_CYCLES", "ACC_CYCLES", "DONE_CYCLES",
+           "OS_PE_LATENCY", "OS_WRITE_CYCLES"]
 
 WS, OS = "weight-stationary", "output-stationary"
 
 # ---------------------------------------------------------------- weight-stationary run
 START_CYCLES = 1      # the cycle in which ``start`` is sampled
 ACT_READ_CYCLES = 1   # synchronous activation-memory read
-ACC_CYCLES = 0        # accumulate-and-write happens in the cycle the result arrives
+ACC_CYCLES = 1        # the sum register: a result is added in the cycle it arrives, written the next
 DONE_CYCLES = 1       # ``done`` is a register set by the last write
 
 
@@ -107,6 +115,8 @@ def run_cycles(spec: HardwareSpec, *, tokens: int, tiles: int) -> int:
 #: cycles from an OS PE's activation/weight registers to its accumulator/result registers:
 #: index mux, multiply, product sum, accumulate (``hwgen.os_array`` builds its PE with this)
 OS_PE_LATENCY = 4
+#: cycles from an output column at the OS array's port to its write: the writer's sum register
+OS_WRITE_CYCLES = 1
 
 
 def os_tile_period(spec: HardwareSpec, groups: int) -> int:
@@ -123,7 +133,19 @@ def os_run_cycles(spec: HardwareSpec, *, token_tiles: int, ntiles: int, groups: 
             raise ValueError(f"{name} must be a positive integer, not {v!r}")
     tiles = token_tiles * ntiles
     last_issue = (tiles - 1) * os_tile_period(spec, groups) + groups - 1
-    return 1 + last_issue + 1 + OS_PE_LATENCY + spec.rows + 2 * (spec.cols - 1) + 1
+    return 1 + last_issue + 1 + OS_PE_LATENCY + spec.rows + 2 * (spec.cols - 1) + OS_WRITE_CYCLES + 1
+
+
+def acc_capacity(spec: HardwareSpec) -> int:
+    """Products (``act_width x weight_width`` bits, signed) whose sum an ``acc_width``-bit
+    signed accumulator holds without overflow, whatever their values: a product lies in
+    ``[-2^(a+w-2) + 2^(min(a,w)-1), 2^(a+w-2)]``, so ``N`` of them fit ``a + w + c`` bits
+    (``c = ceil(log2 max_k)``) iff ``N * 2^(a+w-2) <= 2^(a+w+c-1) - 1``, i.e.
+    ``N <= 2^(c+1) - 1``. The engines refuse a run with more products per output than this
+    (``hwgen.engine.ERR_K``). A run of a layer the mapper accepts (``K <= max_k <= 2^c``)
+    has at most ``K + rows * n`` products per output (its last k-tile padded with zeros), so
+    it is refused only on a spec whose ``2^c`` is not above one k-tile's ``rows * n``."""
+    return (1 << (spec.acc_width - spec.act_width - spec.weight_width + 1)) - 1
 
 
 # ---------------------------------------------------------------- memory words

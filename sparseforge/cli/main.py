@@ -5,9 +5,13 @@
                                               (--train: one training iteration; --net m3vit-*:
                                               MoE task switching; --onnx FILE: your own network)
     sparseforge train                         real N:M training on MNIST: accuracy vs speedup
+    sparseforge prune                         prune MiniLM N:M (magnitude, Wanda, SparseGPT + refit),
+                                              quality on held-out text
     sparseforge spgemm --a MATRIX             SpGEMM dataflows incl. SMASH scratchpad hashing
     sparseforge generate [--design engine]    write Verilog + manifest into rtl_out/<name>/
     sparseforge synth NAME_OR_DIR             Yosys (UltraScale+) resources and nextpnr (ECP5) Fmax
+    sparseforge verify NAME_OR_DIR            cocotb testbench on real data: bit-exact, cycles
+    sparseforge lint NAME_OR_DIR              Verilator -Wall with the waiver file
     sparseforge sweep FILE.toml               co-design sweep over specs and workloads
     sparseforge report RUN_DIR                the HTML report of a sweep
     sparseforge compare --hw A --hw B         specs side by side on one network
@@ -33,7 +37,8 @@ from .options import Parser
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 #: the command modules (``sparseforge.cli.<name>``), each with ``register(subparsers)``
-COMMANDS = ("presets", "simulate", "train", "spgemm", "generate", "synth", "sweep", "report_cmd", "compare")
+COMMANDS = ("presets", "simulate", "train", "prune", "spgemm", "generate", "synth", "verify", "lint", "sweep",
+            "report_cmd", "compare")
 
 
 def _version() -> str:

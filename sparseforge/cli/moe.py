@@ -65,4 +65,6 @@ def run(args: argparse.Namespace, spec: HardwareSpec) -> int:
     if args.save_routing:
         write_atomic(Path(args.save_routing), result.save_routing, what="--save-routing")
         progress(f"wrote routing to {args.save_routing}")
-    return options.emit(result, args)
+    rc = options.emit(result, args)
+    options.report_clock(result, args)
+    return rc

@@ -9,11 +9,15 @@
   (:func:`output_format`), as is a path that cannot be written.
 - ``--sparsity N:M|dense``: :func:`sparsity`.
 - :func:`emit` prints a result or writes it atomically to ``--output``.
+- :func:`report_clock` prints, after a run, the one-line clock warning on stderr (the spec's
+  clock is above its design's synthesised Fmax on its part, or cannot be checked there), or
+  where a ``--set clock_mhz=synth`` (or ``=PATH/synth.json``) clock came from.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,7 @@ from ..spec import HardwareSpec
 from .kit import UserError, progress
 
 __all__ = ["Parser", "add_hw_options", "add_output_option", "spec", "sparsity", "output_format", "emit",
-           "check_output_file", "check_output_dir", "OUTPUT_FORMATS"]
+           "report_clock", "check_output_file", "check_output_dir", "OUTPUT_FORMATS"]
 
 #: extension of ``--output`` -> format
 OUTPUT_FORMATS = {".json": "json", ".csv": "csv", ".txt": "text"}
@@ -56,7 +60,9 @@ def add_hw_options(p: argparse.ArgumentParser, *, default: str = "default") -> N
     p.add_argument("--hw", default=default, action=_Once, metavar="PRESET|FILE.toml",
                    help="hardware preset name (see `sparseforge presets`) or TOML file (default: %(default)s)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override one spec field, e.g. --set rows=32 --set clock_mhz=250 (repeatable)")
+                   help="override one spec field, e.g. --set rows=32 --set clock_mhz=250 (repeatable); "
+                        "--set clock_mhz=synth runs at the synthesised Fmax of the spec's engine on its part, "
+                        "--set clock_mhz=DESIGN/synth.json at the Fmax `sparseforge synth` measured")
     p.add_argument("--json", action="store_true", help="print JSON for machines instead of text")
 
 
@@ -126,3 +132,19 @@ def emit(result: Any, args: argparse.Namespace) -> int:
     else:
         print(text)
     return 0
+
+
+def report_clock(result: Any, args: argparse.Namespace) -> None:
+    """After a successful run (so that an error stays the only stderr line): the clock
+    check's warning as one line, ``sparseforge: warning: ...``, on stderr; or, when the
+    clock came from ``--set clock_mhz=synth`` or a synth.json, one progress line saying
+    where. Printed with ``--json`` and ``--output`` too (the JSON carries the check as
+    ``clock``)."""
+    check = getattr(result, "clock", None)
+    if not check:
+        return
+    if check.get("warning"):
+        print(f"sparseforge: warning: {check['warning']}", file=sys.stderr, flush=True)
+    elif any(item.partition("=")[0].strip() == "clock_mhz" and api._is_clock_request(item.partition("=")[2].strip())
+             for item in (getattr(args, "set", None) or ())):
+        progress(f"ran at {check['assumed_mhz']:g} MHz ({check['clock_source']})")

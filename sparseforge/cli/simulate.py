@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="FILE.safetensors",
                    help="with --functional: an all-MiniLM-L6-v2-shaped safetensors file instead of the packaged one")
     p.add_argument("--text", metavar="FILE", help="with --functional: run this text instead of the bundled sample")
+    p.add_argument("--prune", default="oneshot", choices=("sparsegpt", "wanda", "magnitude", "oneshot"),
+                   help="with --functional: how the weights are pruned: oneshot (the default: magnitude without "
+                        "calibration, instant), or sparsegpt, wanda or magnitude, each calibrated and refitted "
+                        "(sparseforge prune; minutes, then cached)")
+    p.add_argument("--calib", type=int, metavar="TOKENS",
+                   help="with --functional: calibration tokens of --prune (default: 8192)")
     p.add_argument("--no-dense", action="store_true", help="skip the dense comparison")
     options.add_output_option(p)
     g = p.add_argument_group("training (with --train)")
@@ -116,11 +122,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         result = api.simulate_training(spec, args.net, onnx=args.onnx, input_shapes=shapes, method=args.method,
                                        sparsity=sparsity, batch=args.batch, interleave=not args.no_interleave,
                                        pregenerate=not args.no_pregenerate, dense=not args.no_dense)
-        return options.emit(result, args)
+        rc = options.emit(result, args)
+        options.report_clock(result, args)
+        return rc
     if (args.weights or args.text) and not args.functional:
         raise UserError("--weights and --text are used by --functional: add --functional")
+    if args.calib is not None and not args.functional:
+        raise UserError(f"--calib {args.calib} is used by --functional (the calibration of --prune): add --functional")
     text = _read_text(args.text) if args.text else None
     result = api.simulate(spec, args.net, onnx=args.onnx, input_shapes=shapes, sparsity=sparsity,
                           tokens=args.tokens, batch=args.batch, dense=not args.no_dense,
-                          functional=args.functional, text=text, weights=args.weights, progress=progress)
-    return options.emit(result, args)
+                          functional=args.functional, text=text, weights=args.weights,
+                          prune=None if args.prune == "oneshot" else args.prune, calib=args.calib, progress=progress)
+    rc = options.emit(result, args)
+    options.report_clock(result, args)
+    return rc

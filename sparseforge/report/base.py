@@ -49,6 +49,8 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "fmax_mhz": ("achievable clock", "MHz", "max"),
     "perf_per_dsp": ("performance per DSP", "1/(s DSP)", "max"),
     "utilisation": ("utilisation", "", "max"),
+    "accuracy": ("MiniLM topic accuracy (int8)", "", "max"),
+    "cosine": ("MiniLM embedding cosine to dense", "", "max"),
 }
 
 DIRECTIONS = ("min", "max")

@@ -49,7 +49,7 @@ CONFIRM_FILE = "confirm.csv"
 
 # columns shown in the tables beside the axes and objectives, when the results have them
 _INFO_COLUMNS = ("latency_s", "energy_j", "throughput", "dsp", "lut", "bram36", "clock_mhz_used", "clock_mhz",
-                 "fmax_mhz", "rtl_reaches_clock", "fits")
+                 "fmax_mhz", "rtl_reaches_clock", "fits", "accuracy", "cosine")
 _LAYER_COLUMNS = ("layers_json", "layers")        # the store's name, and the plain one
 
 

@@ -29,14 +29,26 @@ from .spgemm import SpgemmSpec
 from .train import TrainSpec
 
 __all__ = ["SpecError", "HardwareSpec", "SpgemmSpec", "MoeSpec", "TrainSpec", "load_spec", "list_presets",
-           "preset_path", "mark_overridden", "spec_bounds", "MAX_SPEC_FILE_BYTES"]
+           "preset_path", "mark_overridden", "spec_bounds", "MAX_SPEC_FILE_BYTES", "FPGA_PARTS", "NO_PART"]
 
 
 DATAFLOWS = ("weight-stationary", "output-stationary", "switchable")
 
+#: The FPGA parts a spec may target (``part``): the devices whose capacities
+#: ``sparseforge.hwgen.parts`` holds, in its table order. This is the one list of their names;
+#: the part table takes its names from here (tests/test_clocks.py checks the two agree).
+FPGA_PARTS = ("XCVU9P", "XCZU7EV", "LFE5U-25F", "LFE5U-45F", "LFE5U-85F")
+#: ``part`` of a spec that models a machine that is not an FPGA (smash-piuma's PIUMA-like
+#: cores): no synthesised clock applies, so its clock needs a ``clock_source``
+NO_PART = "none"
+
 # Fields that name or describe a spec but do not change the hardware: left out of the
 # digest so two presets describing the same machine share a digest.
 _NON_HARDWARE = ("name", "description")
+# Fields that say where the hardware is meant to run and why it assumes its clock: they
+# change neither the generated Verilog nor a simulated number, so they stay out of the
+# digest too (the synthesis cache and the calibration records key on the digest).
+_TARGET = ("part", "clock_source")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +63,13 @@ class HardwareSpec:
     Energy defaults are 45 nm figures from M. Horowitz, "Computing's energy problem",
     ISSCC 2014: 8-bit multiply 0.2 pJ + 32-bit add 0.1 pJ per MAC; 64-bit read of an
     8 KiB SRAM 10 pJ (1.25 pJ/byte); DRAM 640 pJ per 32-bit access (160 pJ/byte).
+
+    ``part`` names the target the clock is checked against (one of :data:`FPGA_PARTS`, or
+    ``none`` for a machine that is not an FPGA); the default is the LFE5U-85F, the part whose
+    Fmax the project measures. ``clock_source`` says where ``clock_mhz`` comes from when the
+    RTL is not shown to reach it on ``part`` (a published clock, or an assumption and why):
+    ``sparseforge simulate`` warns, naming it, whenever the clock is above the synthesised
+    Fmax or has none (docs/spec.md, "Which clock the simulator assumes").
     """
 
     name: str = "custom"
@@ -65,6 +84,9 @@ class HardwareSpec:
     max_k: int = 16384
     dataflow: str = "weight-stationary"
     clock_mhz: float = 200.0
+    # -- target: the part the clock is checked against, and why the clock is what it is
+    part: str = "LFE5U-85F"
+    clock_source: str = ""
     # -- on-chip buffers
     weight_buffer_kib: int = 256
     input_buffer_kib: int = 256
@@ -97,6 +119,10 @@ class HardwareSpec:
                        why="the accumulator is sized for max_k products and has at most 64 bits"),
         "dataflow": Text(choices=DATAFLOWS, why="the two engines, or the faster one per GEMM"),
         "clock_mhz": Bound(1, 5000, "MHz", why="1 MHz (slow FPGA designs) to 5 GHz (the fastest CPUs)"),
+        "part": Text(choices=FPGA_PARTS + (NO_PART,),
+                     why="the FPGA parts whose capacities the project holds (hwgen/parts.py), or none for a "
+                         "machine that is not an FPGA"),
+        "clock_source": Text(0, 512, why="printed on one line, in the clock warning"),
         "weight_buffer_kib": Bound(1, 1 << 20, "KiB", why="1 GiB: more than any FPGA's on-chip memory"),
         "input_buffer_kib": Bound(1, 1 << 20, "KiB", why="1 GiB: more than any FPGA's on-chip memory"),
         "output_buffer_kib": Bound(1, 1 << 20, "KiB", why="1 GiB: more than any FPGA's on-chip memory"),
@@ -187,11 +213,15 @@ class HardwareSpec:
         return out
 
     def hardware_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.to_dict().items() if k not in _NON_HARDWARE}
+        """The fields the digest covers: all but the name, the description, the target
+        ``part`` and the ``clock_source`` (none of them changes the Verilog or a simulated
+        number)."""
+        return {k: v for k, v in self.to_dict().items() if k not in _NON_HARDWARE + _TARGET}
 
     @property
     def digest(self) -> str:
-        """16 hex digits of SHA-256 over the canonical JSON of the hardware fields."""
+        """16 hex digits of SHA-256 over the canonical JSON of the hardware fields
+        (:meth:`hardware_dict`)."""
         blob = json.dumps(self.hardware_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -402,12 +432,19 @@ def mark_overridden(base: HardwareSpec, spec: HardwareSpec) -> HardwareSpec:
 
     A name or description that the overrides set themselves is kept as given. A spec whose
     hardware fields equal ``base``'s keeps ``base``'s name and description. The digest does
-    not change (it leaves out name and description)."""
+    not change (it leaves out name and description).
+
+    ``clock_source`` is not listed (it is prose). The base's ``clock_source`` explains the
+    base's clock on the base's part, so overrides that change ``clock_mhz`` or ``part``
+    without setting ``clock_source`` themselves drop it (it becomes empty)."""
     old, new = _flat(base), _flat(spec)
-    changed = [k for k in new if k not in _NON_HARDWARE and new[k] != old[k]]
+    changed = [k for k in new if k not in _NON_HARDWARE + ("clock_source",) and new[k] != old[k]]
     if not changed:
         return spec
     changes: dict[str, Any] = {}
+    if spec.clock_source and spec.clock_source == base.clock_source and (
+            spec.clock_mhz != base.clock_mhz or spec.part != base.part):
+        changes["clock_source"] = ""
     if spec.name == base.name:
         name = base.name + "".join(f"-{_name_part(k.replace('.', '_'))}{_name_part(_value_text(new[k]))}"
                                    for k in changed)

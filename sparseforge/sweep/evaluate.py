@@ -18,14 +18,14 @@ from typing import Any
 from .. import __version__
 from ..errors import InputError
 from ..spec import HardwareSpec
-from .file import NM_AXIS, SYNTH, Sweep, Workload, parse_nm
+from .file import NM_AXIS, PRUNE_AXIS, SYNTH, Sweep, Workload, parse_nm
 
 __all__ = ["METRIC_COLUMNS", "PointTask", "evaluate_chunk", "evaluate_point", "failed_row", "make_task"]
 
 #: the metric columns of a row (docs/sweep.md), in table order
 METRIC_COLUMNS = ("latency_s", "cycles", "energy_j", "edp", "throughput", "dsp", "lut", "ff", "bram36", "lutram",
                   "clock_mhz_used", "clock_source", "fmax_mhz", "fmax_source", "rtl_reaches_clock", "fits",
-                  "fit_reason", "uncosted", "perf_per_dsp")
+                  "fit_reason", "uncosted", "perf_per_dsp", "accuracy", "cosine")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,9 @@ class PointTask:
     workloads: tuple[Workload, ...]
     workload_key: str
     part: str
+    #: measured by the driver before the point runs (:mod:`.accuracy`): {"accuracy", "cosine"},
+    #: or None when the sweep does not ask for accuracy
+    quality: dict[str, float] | None = None
 
 
 def _text(v: Any) -> str:
@@ -58,6 +61,8 @@ def overrides(sweep: Sweep, values: dict[str, Any]) -> tuple[list[str], bool]:
             nm = parse_nm(v)
             n, m = nm if nm else (sweep.base_spec.m, sweep.base_spec.m)
             out += [f"n={n}", f"m={m}"]
+        elif name == PRUNE_AXIS:
+            continue                  # how the weights are pruned: not a spec field
         elif name == "clock_mhz":
             synth = v == SYNTH
             if not synth:
@@ -91,6 +96,8 @@ def make_task(sweep: Sweep, point_id: int, values: dict[str, Any]) -> PointTask:
     digest = spec.digest
     if synth:
         digest = hashlib.sha256(f"{digest}:clock_mhz={SYNTH}".encode()).hexdigest()[:16]
+    if PRUNE_AXIS in values:          # the same hardware with other weights is another point
+        digest = hashlib.sha256(f"{digest}:prune={values[PRUNE_AXIS]}".encode()).hexdigest()[:16]
     return PointTask(digest=digest, spec=spec, error=None, **common)
 
 
@@ -155,6 +162,8 @@ def _evaluate(task: PointTask, t0: float) -> dict[str, Any]:
         "fit_reason": cost["fit_reason"],
         "uncosted": cost["uncosted"],
         "perf_per_dsp": throughput / dsp if dsp else None,
+        "accuracy": task.quality["accuracy"] if task.quality else None,
+        "cosine": task.quality["cosine"] if task.quality else None,
     }
     layers = [{"workload": w.name, **row} for w, r in results for row in r.layers]
     wl = [{"name": w.name, "kind": w.kind, "weight": w.weight, "items": r.items, "cycles": r.cycles,

@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..spec import HardwareSpec, SpecError, list_presets, load_spec
+from ..spec import NO_PART, HardwareSpec, SpecError, list_presets, load_spec
 from ..spec.base import Section, field_types
 
 __all__ = [
     "NM_AXIS",
+    "PRUNE_AXIS",
+    "PRUNE_KEYS",
     "OBJECTIVES",
     "SYNTH",
     "WORKLOAD_KINDS",
@@ -61,17 +63,26 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
     "edp": ("edp", "min"),
     "throughput": ("throughput", "max"),
     "perf_per_dsp": ("perf_per_dsp", "max"),
+    "accuracy": ("accuracy", "max"),
 }
 
 #: the special axis setting the spec's ``n`` and ``m`` together ("2:4", "dense", ...)
 NM_AXIS = "nm"
+#: the special axis choosing how the weights are pruned (docs/pruning.md): it changes accuracy,
+#: never cycles
+PRUNE_AXIS = "prune"
+#: optional keys of a MiniLM inference workload for its accuracy (docs/sweep.md "Accuracy"), with
+#: their defaults; left out of the workload's parameters unless given
+PRUNE_KEYS: dict[str, Any] = {"prune": "sparsegpt", "calib": 8192, "recover": True}
 #: the clock value meaning "run at the design's achievable clock"
 SYNTH = "synth"
 #: the most points a grid may have (a larger space needs kind = "random" or "nsga2")
 MAX_GRID = 10_000_000
 _RANGE_KEYS = {"start", "stop", "step", "factor"}
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
-_NON_HARDWARE = ("name", "description")
+#: spec fields no axis may name: the labels, and the target (``part`` comes from ``[target]
+#: part``, which every point's spec takes, and ``clock_source`` is prose about the base clock)
+_NON_HARDWARE = ("name", "description", "part", "clock_source")
 
 # Metrics each workload kind produces (the resource metrics come from the resource model
 # for every kind). MoE schedules are timed but have no energy model (sim.moe).
@@ -333,9 +344,9 @@ class _Parser:
         if not flat:
             raise self.fail("[axes] is empty: declare at least one axis, e.g. rows = [8, 16, 32]")
         names = [k for k, _ in flat]
-        allowed = f"{NM_AXIS}, " + ", ".join(sorted(fields))
+        allowed = f"{NM_AXIS}, " + ", ".join(sorted(fields)) + f", and {PRUNE_AXIS} (the pruning method)"
         for key in names:
-            if key != NM_AXIS and key not in fields:
+            if key not in (NM_AXIS, PRUNE_AXIS) and key not in fields:
                 raise self.fail(f"unknown field {key!r} in [axes]: allowed fields are {allowed}")
         if len(set(names)) != len(names):
             dup = next(n for n in names if names.count(n) > 1)
@@ -344,7 +355,7 @@ class _Parser:
             raise self.fail(f"[axes] {NM_AXIS} is not allowed with an n or m axis: nm sets both n and m")
         axes: list[Axis] = []
         for key, value in flat:
-            typ = str if key == NM_AXIS else fields[key]
+            typ = str if key in (NM_AXIS, PRUNE_AXIS) else fields[key]
             if isinstance(value, str) and value in names and value != key:
                 axes.append(Axis(key, link=value))
                 continue
@@ -367,8 +378,10 @@ class _Parser:
                                     f"{' -> '.join(seen + [cur.link])} form a cycle")
                 seen.append(cur.link)
                 cur = by_name[cur.link]
-            if NM_AXIS in (a.name, cur.name):
-                raise self.fail(f"[axes] {a.name} = {_fmt(a.link)} is not allowed: the nm axis cannot be linked")
+            for special in (NM_AXIS, PRUNE_AXIS):
+                if special in (a.name, cur.name):
+                    raise self.fail(f"[axes] {a.name} = {_fmt(a.link)} is not allowed: the {special} axis cannot "
+                                    "be linked")
             for v in cur.values:
                 if not _type_ok(v, fields[a.name]) or v == SYNTH:
                     raise self.fail(f"[axes] {a.name} = {_fmt(a.link)} is not allowed: {cur.name}'s value {_fmt(v)} "
@@ -428,6 +441,13 @@ class _Parser:
         return out
 
     def check_value(self, key: str, v: Any, typ: Any, names: list[str]) -> None:
+        if key == PRUNE_AXIS:
+            from ..models.nm_methods import METHODS
+
+            if v not in METHODS:
+                raise self.fail(f"[axes] prune value {_fmt(v)} is not allowed: choose pruning methods from "
+                                f"{', '.join(METHODS)}")
+            return
         if key == NM_AXIS:
             try:
                 parse_nm(v)
@@ -467,9 +487,10 @@ class _Parser:
         kind = w.get("kind")
         if kind not in WORKLOAD_KINDS:
             raise self.fail(f"{where}.kind = {_fmt(kind)} is not allowed: choose one of {', '.join(WORKLOAD_KINDS)}")
-        allowed = {**_COMMON, **WORKLOAD_KINDS[kind]}
+        allowed = {**_COMMON, **WORKLOAD_KINDS[kind], **(PRUNE_KEYS if kind == "inference" else {})}
         self.keys(w, f"{where} (kind {kind})", allowed)
         params = {k: w.get(k, v) for k, v in WORKLOAD_KINDS[kind].items()}
+        prune = {k: w[k] for k in PRUNE_KEYS if kind == "inference" and k in w}
         weight = w.get("weight", 1.0)
         if not _type_ok(weight, float) or weight <= 0:
             raise self.fail(f"{where}.weight = {_fmt(weight)} is not allowed: must be a number > 0")
@@ -477,6 +498,8 @@ class _Parser:
 
         try:
             params = check_workload(kind, params, folder=self.folder)
+            if prune:
+                params.update(_check_prune_keys(params, prune))
         except _Bad as bad:
             raise self.fail(f"{where}.{bad.key} = {_fmt(bad.value)} is not allowed: {bad.allowed}") from None
         name = w.get("name", default_name(kind, params))
@@ -485,10 +508,14 @@ class _Parser:
         return Workload(kind=kind, name=name, weight=float(weight), params=tuple(params.items()))
 
     # ---------------------------------------------------------------- [target], [search]
-    def target_table(self, data: Mapping[str, Any], workloads: tuple[Workload, ...]) -> tuple[str, tuple[str, ...]]:
+    def target_table(self, data: Mapping[str, Any], workloads: tuple[Workload, ...],
+                     spec: HardwareSpec) -> tuple[str, tuple[str, ...]]:
         t = self.table(data, "target", required=True)
         self.keys(t, "[target]", {"part", "objectives"})
-        part = t.get("part")
+        if "part" not in t and spec.part == NO_PART:
+            raise self.fail(f"[target] part is missing: the base spec {spec.name!r} names no FPGA part "
+                            f"(part = {NO_PART!r}); give one, e.g. part = \"XCZU7EV\"")
+        part = t.get("part", spec.part)   # default: the part the base spec names
         from .hwcost import check_part
 
         try:
@@ -505,13 +532,13 @@ class _Parser:
         if len(set(objectives)) != len(objectives):
             raise self.fail(f"[target] objectives = {_fmt(objectives)} is not allowed: each objective once")
         produced = set(_RESOURCE_METRICS)
-        common = set.intersection(*(_KIND_METRICS[w.kind] for w in workloads))
+        common = set.intersection(*(_workload_metrics(w) for w in workloads))
         produced |= common
         if "throughput" in common:
             produced.add("perf_per_dsp")
         for o in objectives:
             if o not in produced:
-                lacking = [w.name for w in workloads if o not in _KIND_METRICS[w.kind] | _RESOURCE_METRICS
+                lacking = [w.name for w in workloads if o not in _workload_metrics(w) | _RESOURCE_METRICS
                            and not (o == "perf_per_dsp" and "throughput" in _KIND_METRICS[w.kind])]
                 raise self.fail(f"[target] objectives: {_fmt(o)} is not allowed: workload "
                                 f"{', '.join(repr(n) for n in lacking)} does not produce it "
@@ -563,6 +590,32 @@ class _Parser:
         return Search(kind, n=n, seed=seed, population=pop)
 
 
+def _workload_metrics(w: Workload) -> set[str]:
+    """The objectives workload ``w`` produces: its kind's, and ``accuracy`` for the real
+    MiniLM (the only network with weights to prune)."""
+    extra = {"accuracy"} if w.kind == "inference" and w["net"] == "minilm" else set()
+    return _KIND_METRICS[w.kind] | extra
+
+
+def _check_prune_keys(params: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """The optional pruning keys of an inference workload (:data:`PRUNE_KEYS`), checked."""
+    from ..models.calibrate import MAX_CALIB, MIN_CALIB
+    from ..models.nm_methods import METHODS
+
+    if params["net"] != "minilm":
+        key = next(iter(given))
+        raise _Bad(key, given[key], "only the real MiniLM (net = \"minilm\") has weights to prune")
+    if "prune" in given and given["prune"] not in METHODS:
+        raise _Bad("prune", given["prune"], f"choose one of {', '.join(METHODS)}")
+    calib = given.get("calib")
+    if "calib" in given and (isinstance(calib, bool) or not isinstance(calib, int)
+                             or not MIN_CALIB <= calib <= MAX_CALIB):
+        raise _Bad("calib", calib, f"must be an integer in {MIN_CALIB}..{MAX_CALIB} (calibration tokens)")
+    if "recover" in given and not isinstance(given["recover"], bool):
+        raise _Bad("recover", given["recover"], "must be true or false")
+    return dict(given)
+
+
 class _Bad(Exception):
     """Raised by the workload and part checkers: (key, value, what is allowed)."""
 
@@ -583,7 +636,12 @@ def parse_sweep(text: str, *, source: str = "<sweep>", folder: Path | str = ".")
     name, desc, base, base_set, synth, spec = p.sweep_table(data, default_name)
     axes = p.axes_table(data)
     workloads = p.workloads_table(data)
-    part, objectives = p.target_table(data, workloads)
+    part, objectives = p.target_table(data, workloads, spec)
+    if part != spec.part:   # one part: the points' specs name the part the sweep costs them on
+        spec = spec.replace(part=part, clock_source="")
+    if PRUNE_AXIS in [a.name for a in axes] and not any("accuracy" in _workload_metrics(w) for w in workloads):
+        raise p.fail(f"[axes] {PRUNE_AXIS} is not allowed: no workload has weights to prune (it needs an inference "
+                     "workload with net = \"minilm\")")
     grid = math.prod(len(a.values) for a in axes if a.link is None)
     search = p.search_table(data, grid)
     p.check_synth(synth, axes, spec, workloads, part)

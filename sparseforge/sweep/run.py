@@ -31,6 +31,7 @@ from typing import Any
 
 from .. import __version__
 from ..fileio import write_atomic
+from .accuracy import attach_quality
 from .evaluate import PointTask, evaluate_chunk, failed_row, make_task
 from .file import OBJECTIVES, Sweep, SweepError, load_sweep
 from .space import Nsga2Search, grid_points, random_points
@@ -322,7 +323,7 @@ def run_sweep(sweep: Sweep | str | Path, *, out: str | Path = "runs", resume: bo
             points = list(grid_points(sweep)) if sweep.search.kind == "grid" else random_points(sweep)
             tasks = _distinct_tasks(sweep, enumerate(points), summary)
             present = store.present(sweep.workload_key, __version__)
-            todo = [t for t in tasks if t.digest not in present]
+            todo = attach_quality(sweep, [t for t in tasks if t.digest not in present], show=show)
             summary.points = len(tasks)
             summary.skipped = len(tasks) - len(todo)
             bar = _Progress(len(tasks), summary.skipped, show)
@@ -407,7 +408,7 @@ def _run_nsga2(sweep: Sweep, store: Store, executor, summary: Summary, show: boo
                 elif task.digest not in distinct:
                     task = None                                # beyond n_trials: not evaluated
                 tasks.append(task)
-            for r in _execute(new_tasks, store, executor, summary, bar.update):
+            for r in _execute(attach_quality(sweep, new_tasks, show=show), store, executor, summary, bar.update):
                 known[r["digest"]] = r
             for (trial, _), task in zip(generation, tasks):
                 search.tell(trial, known.get(task.digest) if task is not None else None)

@@ -64,6 +64,11 @@ class Store:
             self.db.execute("BEGIN")
             self.db.execute(f"CREATE TABLE IF NOT EXISTS results ({', '.join(cols)}, "
                             "PRIMARY KEY (digest, workload, version))")
+            # a store of an earlier version lacks the metric columns added since (accuracy, cosine)
+            have = {r[1] for r in self.db.execute("PRAGMA table_info(results)")}
+            for c in FIXED_TAIL:
+                if c not in have:
+                    self.db.execute(f"ALTER TABLE results ADD COLUMN {_q(c)}")
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             ccols = [f"{_q(c)} {'TEXT' if c in _CONFIRM_TEXT else 'INTEGER' if c == 'point_id' else ''}".rstrip()
                      for c in CONFIRM_COLUMNS]
@@ -209,7 +214,8 @@ def load_results(run_dir: Path | str, *, all_versions: bool = False):
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         axes = json.loads(meta.get("axes", "[]"))
         cols = list(FIXED_HEAD) + axes + list(FIXED_TAIL)
-        sql = f"SELECT {', '.join(_q(c) for c in cols)} FROM results"
+        have = {r[1] for r in db.execute("PRAGMA table_info(results)")}
+        sql = f"SELECT {', '.join(_q(c) if c in have else 'NULL AS ' + _q(c) for c in cols)} FROM results"
         args: tuple = ()
         if not all_versions and "version" in meta:
             sql += " WHERE version = ?"
@@ -222,7 +228,7 @@ def load_results(run_dir: Path | str, *, all_versions: bool = False):
     for c in _INT_COLUMNS:
         df[c] = df[c].astype("Int64")
     for c in ("latency_s", "energy_j", "edp", "throughput", "dsp", "lut", "ff", "bram36", "lutram", "clock_mhz_used",
-              "fmax_mhz", "perf_per_dsp", "seconds"):
+              "fmax_mhz", "perf_per_dsp", "accuracy", "cosine", "seconds"):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
     return df.reset_index(drop=True)
 

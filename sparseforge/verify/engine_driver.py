@@ -1,4 +1,4 @@
-"""Driving the GEMM engines from cocotb: the host interface they share (``hwgen.engine.MemoryEngine``).
+"""Driving the GEMM engines from cocotb: the host interface they share (``sparseforge.hwgen.engine.MemoryEngine``).
 
 Driving and sampling happen on the falling clock edge, so every value read reflects the
 state after the preceding rising edge. :func:`run` counts rising edges from the one that
@@ -78,7 +78,19 @@ async def read_outputs(dut, *, words: int, fields: int, width: int) -> list[list
     return out
 
 
+def mismatches(got: list[list[int]], expected: list[list[int]]) -> list[tuple[int, list[int], list[int]]]:
+    """(address, got, expected) of every output word that differs."""
+    assert len(got) == len(expected), f"read {len(got)} output words, expected {len(expected)}"
+    return [(i, g, e) for i, (g, e) in enumerate(zip(got, expected)) if g != e]
+
+
+def summary(got: list[list[int]], expected: list[list[int]]) -> dict:
+    """What a bench records of its outputs: words compared, words that differ, the first one."""
+    bad = mismatches(got, expected)
+    return {"words": len(expected), "values": sum(len(e) for e in expected), "mismatched_words": len(bad),
+            "first_mismatch": list(bad[0]) if bad else None}
+
+
 def compare(got: list[list[int]], expected: list[list[int]]) -> None:
-    mismatches = [(i, g, e) for i, (g, e) in enumerate(zip(got, expected)) if g != e]
-    assert len(got) == len(expected)
-    assert not mismatches, f"{len(mismatches)} output words differ, first (addr, got, expected): {mismatches[0]}"
+    bad = mismatches(got, expected)
+    assert not bad, f"{len(bad)} output words differ, first (addr, got, expected): {bad[0]}"

@@ -4,7 +4,7 @@ The case file gives ``inputs`` and ``outputs`` (port names) and ``cycles``: one 
 input values per cycle (missing ports are 0). The bench resets the design, then on each
 falling edge records the outputs and drives that cycle's inputs, so ``trace[j]`` is what the
 outputs hold during cycle j. X/Z values are recorded as ``None``. All checking happens in
-pytest (``tests/test_rtl_units.py``), against the golden models.
+pytest (``tests/test_rtl_units.py``, ``tests/test_rtl_sore.py``), against the golden models.
 """
 
 from __future__ import annotations

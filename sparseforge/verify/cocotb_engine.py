@@ -1,14 +1,14 @@
 """cocotb bench for the weight-stationary GEMM engine (``sf_engine``): loads the memories
 from the case file, runs the GEMM (one or more phases, each optionally accumulating onto the
 output memory), checks every output word bit-exactly and records the measured cycles, which
-:func:`sim.units.engine.run_cycles` predicts. Output word (nt, t) is at address ``nt * tokens + t``.
+:func:`sparseforge.sim.units.engine.run_cycles` predicts. Output word (nt, t) is at address ``nt * tokens + t``.
 """
 
 from __future__ import annotations
 
 import cocotb
 
-from engine_driver import compare, load, read_case, read_outputs, reset, run, write_result
+from sparseforge.verify.engine_driver import compare, load, read_case, read_outputs, reset, run, summary, write_result
 
 
 @cocotb.test()
@@ -29,7 +29,7 @@ async def gemm(dut):
             results.append(await run(dut, timeout=case["timeout_cycles"]))
     expected = [row for tile in case["expected"] for row in tile]      # [ntiles][tokens][cols]
     got = await read_outputs(dut, words=len(expected), fields=case["cols"], width=case["acc_width"])
+    write_result({"cycles": results, "outputs": summary(got, expected)})     # before the checks fail
     compare(got, expected)
-    write_result({"cycles": results})
     expected_cycles = [p["expected_cycles"] for p in phases for _ in range(case.get("runs", 1))]
     assert results == expected_cycles, f"measured {results} cycles, simulator predicts {expected_cycles}"

@@ -4,14 +4,14 @@ the output memory), checks every output word bit-exactly and records the measure
 
 Driving and sampling happen on the falling clock edge. ``cycles`` counts rising edges from
 the one that samples ``start`` up to the first state in which ``done`` is high -- the
-quantity :func:`sim.units.engine.os_run_cycles` predicts.
+quantity :func:`sparseforge.sim.units.engine.os_run_cycles` predicts.
 """
 
 from __future__ import annotations
 
 import cocotb
 
-from engine_driver import compare, load, read_case, read_outputs, reset, run, write_result
+from sparseforge.verify.engine_driver import compare, load, read_case, read_outputs, reset, run, summary, write_result
 
 
 @cocotb.test()
@@ -30,6 +30,9 @@ async def os_gemm(dut):
     # output words in address order: expected[tt][nt][c] holds one word of `rows` accumulators
     expected = [row for tt in case["expected"] for nt in tt for row in nt]
     got = await read_outputs(dut, words=len(expected), fields=case["rows"], width=case["acc_width"])
+    write_result({"cycles": results, "outputs": summary(got, expected)})     # before the checks fail
     compare(got, expected)
-    write_result({"cycles": results})
+    if "expected_cycles" in case:
+        assert results == case["expected_cycles"], \
+            f"measured {results} cycles, simulator predicts {case['expected_cycles']}"
 
