@@ -57,7 +57,7 @@ DAMP = 0.01
 #: columns per lazy-update block of SparseGPT (the paper's B = 128)
 BLOCK = 128
 #: rows of the refit solved together (bounds the memory of the stacked systems)
-_REFIT_ROWS_BYTES = 64 << 20
+_REFIT_ROWS_BYTES = 32 << 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,7 +234,8 @@ def refit(w: np.ndarray, b: np.ndarray, mask: np.ndarray, stats: LayerStats, w_d
     out_b = np.zeros(rows)
     chunk = max(1, _REFIT_ROWS_BYTES // (8 * s * s))
     eye = lam * np.eye(s)
-    for r0 in range(0, rows, chunk):
+
+    def solve(r0: int) -> None:
         r1 = min(rows, r0 + chunk)
         ix = idx[r0:r1]
         a = stats.h[ix[:, :, None], ix[:, None, :]] + eye
@@ -243,7 +244,34 @@ def refit(w: np.ndarray, b: np.ndarray, mask: np.ndarray, stats: LayerStats, w_d
         sol = np.linalg.solve(a, rhs[:, :, None])[:, :, 0]
         np.put_along_axis(out_w[r0:r1], ix[:, :-1], sol[:, :-1], axis=1)
         out_b[r0:r1] = sol[:, -1]
+
+    # Many small systems: one BLAS thread per system and the chunks spread over the cores is
+    # about twice as fast as threaded LAPACK on each (which mostly waits); NumPy releases the
+    # GIL in the gathers and the solves. Each chunk writes its own rows.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    starts = range(0, rows, chunk)
+    workers = min(_cores(), len(starts))
+    with threadpool_limits(limits=1, user_api="blas"):
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                list(pool.map(solve, starts))
+        else:
+            for r0 in starts:
+                solve(r0)
     return out_w, out_b
+
+
+def _cores() -> int:
+    """CPU cores this process may run on."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:                               # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def calibration_error(w: np.ndarray, b: np.ndarray, stats: LayerStats, w_dense: np.ndarray,

@@ -363,7 +363,7 @@ def _user_error(exc: ValueError) -> InputError:
 def simulate(spec: HardwareSpec | str, net: "str | Network | None" = None, *, sparsity: Any = None,
              onnx: str | os.PathLike | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None,
              tokens: int | None = None, batch: int | None = None, dense: bool = True, functional: bool = False,
-             text: str | None = None, weights: str | os.PathLike | None = None, prune: str | None = None,
+             text: str | None = None, weights: str | os.PathLike | None = None, prune: str | None = "sparsegpt",
              calib: int | None = None, progress: Progress | None = None) -> SimulationResult:
     """Map every GEMM of a network onto the array and simulate it: cycles, time, utilisation,
     stalls, DRAM traffic and energy per layer and in total.
@@ -376,15 +376,20 @@ def simulate(spec: HardwareSpec | str, net: "str | Network | None" = None, *, sp
     ``functional`` also runs the real pruned int8 MiniLM (``text``: prose to run instead of
     the bundled sample; ``weights``: another MiniLM-shaped safetensors file) through the
     simulator's datapath and checks every layer against the golden model. Its weights are
-    pruned by one-shot magnitude pruning without calibration (``prune=None``, the default:
-    instant), or by ``prune`` (``sparsegpt``, ``wanda`` or ``magnitude``, each followed by the
-    refit, calibrated on ``calib`` tokens, default 8192, and cached: :func:`prune`);
-    the cycles do not depend on the method, only on the pattern."""
+    pruned by ``prune``: ``sparsegpt`` (the default, the best quality), ``wanda`` or
+    ``magnitude``, each followed by the refit, calibrated on ``calib`` tokens (default 8192)
+    and cached (:func:`prune`; the first run of a pattern takes minutes), or ``oneshot``
+    (also ``None``): one-shot magnitude pruning without calibration, instant. The cycles do
+    not depend on the method, only on the pattern."""
     from sparseforge.sim.simulate import compare, simulate_network
 
     progress = progress or _quiet
     spec = _as_spec(spec)
     sp = resolve_sparsity(spec, sparsity)
+    prune = None if prune == ONESHOT else prune
+    if prune is not None and prune not in PRUNE_METHODS:
+        raise UserError(f"prune = {prune!r} is not allowed: choose one of {', '.join(PRUNE_METHODS)} or "
+                        f"{ONESHOT!r} (uncalibrated magnitude pruning)", param="prune")
     network, workload, _ = _network(net, onnx=onnx, input_shapes=input_shapes, tokens=tokens, batch=batch,
                                     training=False)
     check: dict[str, Any] | None = None
@@ -848,6 +853,11 @@ DEFAULT_CALIB = 8192
 #: the pruning method of ``simulate(functional=True)`` and of the demo: SparseGPT with the refit,
 #: the best cosine and accuracy of the methods (docs/pruning.md)
 DEFAULT_PRUNE = "sparsegpt"
+#: the calibrated methods (``sparseforge.models.nm_methods.METHODS``, spelled out so that
+#: importing the API stays light; tests/test_prune.py checks they agree)
+PRUNE_METHODS = ("magnitude", "wanda", "sparsegpt")
+#: ``simulate(prune=ONESHOT)``: one-shot magnitude pruning without calibration (instant)
+ONESHOT = "oneshot"
 #: extensions of a pruned-weights file
 WEIGHT_FORMATS = (".npz", ".safetensors")
 

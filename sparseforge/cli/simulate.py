@@ -46,10 +46,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="FILE.safetensors",
                    help="with --functional: an all-MiniLM-L6-v2-shaped safetensors file instead of the packaged one")
     p.add_argument("--text", metavar="FILE", help="with --functional: run this text instead of the bundled sample")
-    p.add_argument("--prune", default="oneshot", choices=("sparsegpt", "wanda", "magnitude", "oneshot"),
-                   help="with --functional: how the weights are pruned: oneshot (the default: magnitude without "
-                        "calibration, instant), or sparsegpt, wanda or magnitude, each calibrated and refitted "
-                        "(sparseforge prune; minutes, then cached)")
+    p.add_argument("--prune", default=api.DEFAULT_PRUNE, choices=(*api.PRUNE_METHODS, api.ONESHOT),
+                   help="with --functional: how the weights are pruned: sparsegpt (the default, the best "
+                        "quality), wanda or magnitude, each calibrated on real text and refitted (sparseforge "
+                        "prune; the first run of a pattern takes minutes, then it is cached), or oneshot "
+                        "(magnitude without calibration, instant)")
     p.add_argument("--calib", type=int, metavar="TOKENS",
                    help="with --functional: calibration tokens of --prune (default: 8192)")
     p.add_argument("--no-dense", action="store_true", help="skip the dense comparison")
@@ -133,7 +134,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     result = api.simulate(spec, args.net, onnx=args.onnx, input_shapes=shapes, sparsity=sparsity,
                           tokens=args.tokens, batch=args.batch, dense=not args.no_dense,
                           functional=args.functional, text=text, weights=args.weights,
-                          prune=None if args.prune == "oneshot" else args.prune, calib=args.calib, progress=progress)
+                          prune=args.prune, calib=args.calib, progress=progress)
     rc = options.emit(result, args)
     options.report_clock(result, args)
     return rc
