@@ -29,10 +29,27 @@ all ``G`` groups through the array, one per cycle. Memories (one word per addres
   ``rows`` tokens of token tile ``tt`` (token ``r`` at accumulator ``r``).
 
 Anything past the GEMM's edge is zero padding.
+
+**Packed groups** (:func:`pack_groups`, :func:`packed_group_size`; docs/training.md,
+"Depthwise and grouped convolutions"). ``p`` independent GEMMs of the same shape
+``Y_c[T, n] = X_c[T, k] @ W_c[n, k]^T`` -- the groups of a grouped convolution, ``p``
+channels of a depthwise one -- run as one GEMM with a block-diagonal weight matrix::
+
+    Y[T, p*n] = X[T, k*p] @ W[p*n, k*p]^T,  X[t, j*p + c] = X_c[t, j],
+    W[c*n + o, j*p + c] = W_c[o, j] (zero elsewhere),  Y[t, c*n + o] = Y_c[t, o]
+
+so each array column holds its own group's filter (output ``o`` of group ``c``), and the
+reduction index interleaves the groups (group-minor: index ``j*p + c`` is tap ``j`` of group
+``c``). With that order a column's nonzero weights are ``p`` apart along K, so an aligned
+window of ``g`` reduction indices holds at most ``ceil(g / p)`` of them: on N:M PEs the
+block-diagonal zeros are skipped by the PE's index multiplexers exactly as pruned weights are
+(:func:`packed_group_size` picks the largest ``g`` that fits), and the engine runs the
+packed GEMM unchanged.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -40,7 +57,7 @@ import numpy as np
 
 from sparseforge.spec import HardwareSpec
 
-__all__ = ["GroupedWeights", "group_size", "grouped_pruned", "grouped_dense", "grouped_sparse", "Tiling", "tiling",
+__all__ = ["GroupedWeights", "group_size", "packed_group_size", "pack_groups", "grouped_pruned", "grouped_dense", "grouped_sparse", "Tiling", "tiling",
            "pack_words", "TileArrays", "tile_arrays", "padded_groups", "pack_weight_words", "MemoryImage",
            "memory_image", "OSTiling", "os_tiling", "OSMemoryImage", "os_memory_image"]
 
@@ -96,6 +113,49 @@ def group_size(spec: HardwareSpec, sparsity: tuple[int, int] | None) -> int:
         if worst <= spec.n:
             best = g
     return best
+
+
+def packed_group_size(spec: HardwareSpec, pack: int, k: int) -> int:
+    """Reduction indices one PE covers for ``pack`` groups of ``k`` reduction indices packed
+    block-diagonally (:func:`pack_groups`): the largest ``g`` in ``spec.n..spec.m`` such that
+    no aligned window of ``g`` indices of the packed reduction (length ``pack * k``) holds more
+    than ``spec.n`` nonzeros of one column (one group's are the indices ``= c (mod pack)``);
+    ``spec.n`` (dense) when none larger fits. Exact: the pattern of windows and groups repeats
+    every ``lcm(g, pack)`` indices, and the last window is only shorter."""
+    for name, v in (("pack", pack), ("k", k)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} = {v!r} is not allowed: must be a positive integer")
+    return _packed_group(spec.n, spec.m, pack, k)
+
+
+@functools.lru_cache(maxsize=4096)
+def _packed_group(n: int, m: int, pack: int, k: int) -> int:
+    best = n
+    total = pack * k
+    for g in range(n + 1, m + 1):
+        length = min(total, math.lcm(g, pack))
+        idx = np.arange(length)
+        counts = np.zeros((math.ceil(length / g), pack), dtype=np.int64)
+        np.add.at(counts, (idx // g, idx % pack), 1)
+        if int(counts.max()) <= n:
+            best = g
+    return best
+
+
+def pack_groups(X: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``p`` independent GEMMs ``X[c] @ W[c]^T`` (``X[p, T, k]``, ``W[p, n, k]``) as one
+    block-diagonal GEMM ``Xp[T, k*p] @ Wp[p*n, k*p]^T`` with the groups interleaved along the
+    reduction (index ``j*p + c``); output column ``c*n + o`` is output ``o`` of group ``c``.
+    See the module docstring."""
+    X, W = np.asarray(X), np.asarray(W)
+    if X.ndim != 3 or W.ndim != 3 or X.shape[0] != W.shape[0] or X.shape[2] != W.shape[2]:
+        raise ValueError(f"pack_groups needs X[p, T, k] and W[p, n, k], not X{list(X.shape)} and W{list(W.shape)}")
+    p, T, k = X.shape
+    n = W.shape[1]
+    Xp = X.transpose(1, 2, 0).reshape(T, k * p)
+    Wp = np.zeros((p, n, k, p), dtype=W.dtype)
+    Wp[np.arange(p), :, :, np.arange(p)] = W
+    return Xp, Wp.reshape(p * n, k * p)
 
 
 def grouped_pruned(W: np.ndarray, spec: HardwareSpec, group: int) -> GroupedWeights:

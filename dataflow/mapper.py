@@ -27,6 +27,16 @@ model (:mod:`sim.units.engine`, chosen by ``spec.dataflow``) times runs exactly 
 executes them; ``"switchable"`` maps each layer both ways and keeps the one whose layer runs
 in fewer cycles alone (:func:`layer_cycles`; see :func:`map_layer` and docs/os_timing.md).
 The simulator (``sim.simulate``) then overlaps the runs' DRAM transfers across layers.
+
+**Grouped and depthwise convolutions** (a ``"conv"`` layer with ``count > 1``: its groups
+share the output positions) may be *packed*: ``p`` groups side by side across the columns,
+each column its own group's filter, as one block-diagonal GEMM
+(:func:`dataflow.layout.pack_groups`) with the groups interleaved along the reduction, so that
+N:M PEs skip the block-diagonal zeros with their index multiplexers
+(:func:`dataflow.layout.packed_group_size`). ``p`` divides the group count, keeps
+``p * k <= max_k``, and is the one whose packed GEMMs, each as one engine run, take the fewest
+cycles (:func:`packing`). Only layers that run dense are packed (a pruned grouped conv keeps
+its N:M groups along its own reduction); their mode is ``"packed"``.
 """
 
 from __future__ import annotations
@@ -42,10 +52,10 @@ from sparseforge.sim.units.engine import OS, WS, EngineModel, engine_model
 from sparseforge.sim.units.memory import memory_timeline
 from sparseforge.spec import HardwareSpec
 
-from .layout import group_size
+from .layout import group_size, packed_group_size
 
 __all__ = ["MappingError", "LayerMapping", "Plan", "map_layer", "map_network", "plan", "plan_cost", "word_bytes",
-           "check_sparsity", "run_compute_cycles", "layer_cycles"]
+           "check_sparsity", "run_compute_cycles", "layer_cycles", "packing", "Packing"]
 
 
 class MappingError(InputError):
@@ -81,10 +91,11 @@ def check_sparsity(spec: HardwareSpec, sparsity: tuple[int, int] | None) -> tupl
 @dataclass(frozen=True)
 class LayerMapping:
     """How one layer runs. Per-run quantities are arrays with one entry per engine run, in
-    execution order (repeated ``layer.count`` times for independent identical GEMMs)."""
+    execution order (repeated ``layer.count`` times for independent identical GEMMs, or
+    ``layer.count // pack`` times for a packed layer's block-diagonal GEMMs)."""
 
     layer: GemmLayer
-    mode: str                 # "sparse" | "dense"
+    mode: str                 # "sparse" | "dense" | "packed" (groups packed block-diagonally)
     sparsity: tuple[int, int] | None
     group: int                # reduction indices per PE
     ktiles: int
@@ -106,6 +117,9 @@ class LayerMapping:
     # ``token_block`` is a multiple of ``rows``
     dataflow: str = WS        # "weight-stationary" | "output-stationary"
     run_groups: np.ndarray | None = None
+    # groups of a grouped/depthwise conv packed into one block-diagonal GEMM (1: not packed);
+    # tiles, blocks and runs are those of the ``layer.count // pack`` packed GEMMs
+    pack: int = 1
 
     @property
     def runs(self) -> int:
@@ -124,7 +138,8 @@ class LayerMapping:
     @property
     def useful_macs(self) -> int:
         """Multiply-accumulates with a kept weight (the work a dense GEMM would do, times
-        n/m for an N:M layer)."""
+        n/m for an N:M layer); a packed layer's are its own, once (not the block-diagonal
+        zeros)."""
         macs = self.layer.macs
         if self.sparsity:
             n, m = self.sparsity
@@ -347,15 +362,67 @@ def check_layers(spec: HardwareSpec, layers: "list[tuple[GemmLayer, tuple[int, i
             raise errors[0] from None
 
 
+@dataclass(frozen=True)
+class Packing:
+    """How a layer's GEMMs are packed: ``gemm`` (``count`` packed GEMMs) is what the engine
+    runs, ``pack`` groups each, ``group`` reduction indices per PE."""
+
+    gemm: GemmLayer
+    pack: int
+    group: int
+
+
+def packing(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None,
+            dataflow: str = WS) -> Packing:
+    """The packing of ``layer`` (already-checked ``sparsity``) on ``dataflow``'s engine.
+
+    A ``"conv"`` layer with ``count > 1`` groups that runs dense may be packed ``p`` groups
+    per GEMM (see the module docstring): ``p`` a divisor of ``count`` with ``p * k <= max_k``
+    (a run's products per output, zeros included, stay within what the accumulator holds,
+    :func:`sim.units.engine.acc_capacity`), PE group ``packed_group_size(p, k)``. A packed
+    GEMM may span several n-tiles (each streams the whole packed reduction: worth it when
+    ``k`` is short, as in a depthwise conv's BP).
+    Of these (and ``p = 1``, unpacked) the one whose ``count // p`` GEMMs take the fewest
+    engine cycles, each GEMM as a single run (``EngineModel.run_cycles``: exact for one run;
+    buffer blocking is not costed here), is kept; ties keep the larger ``p`` (fewer runs).
+    Anything else is not packed (``pack = 1``, the group of :func:`group_size`)."""
+    plain = Packing(gemm=layer, pack=1, group=group_size(spec, sparsity))
+    if not (sparsity is None and layer.kind == "conv" and layer.count > 1):
+        return plain
+    model = engine_model(dataflow)
+    gr = model.granules(spec)
+    T = np.array([layer.tokens])
+
+    def cost(p: int, g: int) -> int:
+        ku = math.ceil(math.ceil(p * layer.k / g) / gr.groups)
+        nt = math.ceil(p * layer.n_out / spec.cols)
+        return (layer.count // p) * int(model.run_cycles(spec, T, np.array([nt]), np.array([ku]))[0])
+
+    best, best_cost = plain, cost(1, plain.group)
+    for p in range(2, layer.count + 1):
+        if layer.count % p or p * layer.k > spec.max_k:
+            continue
+        g = packed_group_size(spec, p, layer.k)
+        c = cost(p, g)
+        if c <= best_cost:
+            gemm = GemmLayer(name=layer.name, tokens=layer.tokens, k=p * layer.k, n_out=p * layer.n_out,
+                             kind=layer.kind, prunable=False, group=layer.group, count=layer.count // p)
+            best, best_cost = Packing(gemm=gemm, pack=p, group=g), c
+    return best
+
+
 def _check_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None,
-                 dataflow: str) -> tuple["_Geometry", int, tuple[int, int] | None]:
-    """The checks of one layer's mapping: its geometry, the largest k-block, its sparsity."""
+                 dataflow: str) -> tuple["_Geometry", int, tuple[int, int] | None, int]:
+    """The checks of one layer's mapping: its geometry (of the packed GEMM where the layer is
+    packed), the largest k-block, its sparsity, its packing."""
     sparsity = check_sparsity(spec, sparsity) if layer.prunable else None
     if layer.k > spec.max_k:
         raise MappingError(f"layer {layer.name}: K = {layer.k} exceeds max_k = {spec.max_k} "
-                           "(the accumulator is sized for max_k products): raise max_k")
-    group = group_size(spec, sparsity)
-    geo = _geometry(spec, layer, group, dataflow)
+                           "(the accumulator is sized for max_k products): raise it, e.g. "
+                           f"--set max_k={1 << (layer.k - 1).bit_length()} or max_k in the spec file")
+    pk = packing(spec, layer, sparsity, dataflow)
+    layer = pk.gemm
+    geo = _geometry(spec, layer, pk.group, dataflow)
     for key, piece, hint in _PIECES[dataflow]:
         need, cap = getattr(geo, key), getattr(geo, f"{key}_cap")
         if need > cap:
@@ -368,11 +435,11 @@ def _check_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int]
         raise MappingError(f"layer {layer.name}: {runs} array runs ({layer.tokens} tokens, K = {layer.k}, "
                            f"{layer.n_out} outputs, x {layer.count}) are more than the {MAX_RUNS} one layer may "
                            "take: lower the batch or tokens, or raise the buffers")
-    return geo, k_max, sparsity
+    return geo, k_max, sparsity, pk.pack
 
 
 def _map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None, dataflow: str) -> LayerMapping:
-    geo, k_max, sparsity = _check_layer(spec, layer, sparsity, dataflow)
+    geo, k_max, sparsity, pack = _check_layer(spec, layer, sparsity, dataflow)
     group = geo.group
     best = _plan(spec, geo, k_max)
     if k_max < geo.KU:
@@ -387,19 +454,20 @@ def _map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] |
             k //= 2
 
     def rep(a: np.ndarray) -> np.ndarray:
-        return np.tile(a, layer.count)
+        return np.tile(a, geo.layer.count)          # the (packed) GEMMs, one after another
 
     if dataflow == OS:      # ``ktiles`` counts k-blocks; a run streams ``run_groups`` groups per tile
         ktiles, run_ktiles, run_groups = best.kblocks, np.ones_like(best.run_kunits), rep(best.run_kunits)
     else:
         ktiles, run_ktiles, run_groups = geo.KU, best.run_kunits, None
     return LayerMapping(
-        layer=layer, mode="sparse" if group > spec.n else "dense", sparsity=sparsity, group=group, ktiles=ktiles,
+        layer=layer, mode="packed" if pack > 1 else "sparse" if group > spec.n else "dense", sparsity=sparsity,
+        group=group, ktiles=ktiles,
         ntiles=geo.NT, token_block=int(best.token_block), n_block=int(best.n_block), k_block=int(best.k_block),
         loop_order=best.loop_order, run_tokens=rep(best.run_tokens), run_ntiles=rep(best.run_ntiles),
         run_ktiles=rep(run_ktiles), run_accumulate=rep(best.run_accumulate), run_out_cols=rep(best.run_out_cols),
         fetch_act_bytes=rep(best.fetch_act), fetch_wgt_bytes=rep(best.fetch_wgt), writeback_bytes=rep(best.writeback),
-        dataflow=dataflow, run_groups=run_groups,
+        dataflow=dataflow, run_groups=run_groups, pack=pack,
     )
 
 

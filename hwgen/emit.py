@@ -85,7 +85,7 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 #: 3.7 GB, about 14 KB per register; a 4x4 engine with 35,576 memory words (4.3 Mibit) 20 s
 #: and 0.55 GB, about 14 KB per memory word and 14 bytes per memory bit (Amaranth's RTLIL
 #: backend builds one net object per bit of a memory's initial value, even for ``init=[]``);
-#: sat-vcu1525's engine (27,602 words, 48 Mibit, the largest preset design) 9 CPU-minutes and
+#: sat-vcu1525's engine (27,602 words, 48 Mibit, the largest preset design in bits) 9 CPU-minutes and
 #: 2.7 GB; a 512-lane SORE (4096 cells) 37 s and 0.4 GB. Each limit is a multiple of what the
 #: largest built-in preset needs (:data:`_LIMIT_WHY`), so every preset generates every design
 #: (``tests/test_emit_safety.py`` checks that), and costs at most a few GB at the limit (the
@@ -102,7 +102,7 @@ _LIMIT_WHY: dict[str, str] = {
     "multipliers": "4x the 2048 of the largest presets, sf-32x32 and sat-vcu1525",
     "delay_registers": "11x the 2976 of the largest preset, sat-vcu1525's os_engine",
     "delay_register_bits": "38x the 110112 of the largest preset, sat-vcu1525's os_engine",
-    "memory_words": "4.7x the 27602 of the largest preset, sat-vcu1525's engine; about 14 KB of RAM each",
+    "memory_words": "2.2x the 58514 of the largest preset, scalesim-32x32's engine; about 14 KB of RAM each",
     "memory_bits": "4/3 of the 48 Mibit of the largest preset, sat-vcu1525's engine, which takes 2.7 GB "
                    "of RAM to elaborate",
     "sore_cells": "16x the 512 of the largest presets",

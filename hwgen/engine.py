@@ -28,6 +28,14 @@ cycle after ``start``)::
 The cycle model (:mod:`sim.units.engine`) evaluates exactly this recurrence; tests check it against
 the cycles measured on the generated Verilog.
 
+With ``spec.fold_overlap = "none"`` (SCALE-Sim's array) the sequencer overlaps no tiles: the
+loader also waits until ``rows + cols - 2`` cycles have passed since the streamer's last token
+(and the streamer has finished), and the streamer also until the loader has finished::
+
+    L_0 = 0,  S_j = L_j + rows,  L_j = S_{j-1} + T + rows + cols - 2
+
+Both only delay what the pipelined rules allow, so the rest of the engine is unchanged.
+
 The **output accumulator** is a pipeline of four stages per output word (one token of one
 tile), so that no cycle holds more than one memory access or one add (docs/timing.md):
 
@@ -57,7 +65,7 @@ from amaranth.lib.wiring import In, Out
 
 from sparseforge.spec import HardwareSpec
 
-from sparseforge.sim.units.engine import acc_capacity, word_widths
+from sparseforge.sim.units.engine import NO_OVERLAP, acc_capacity, word_widths
 
 from .array import SparseArray
 
@@ -373,10 +381,18 @@ class GemmEngine(MemoryEngine):
 
         ld_start = Signal()
         st_start = Signal()
-        m.d.comb += [
-            ld_start.eq(running & ~ld_active & ~ld_all & ~ahead & (st_age == C)),
-            st_start.eq(running & ~st_active & ~st_all & ahead),
-        ]
+        ld_when = running & ~ld_active & ~ld_all & ~ahead & (st_age == C)
+        st_when = running & ~st_active & ~st_all & ahead
+        if s.fold_overlap == NO_OVERLAP:
+            # SCALE-Sim's array (sim.units.engine, "No fold overlap"): the loader also waits
+            # until rows + cols - 2 cycles have passed since the streamer's last token, the
+            # streamer until its tile's weights are all loaded. st_gap: 1 in the cycle after
+            # an issue, counting up to rows + cols - 1 (its value at run start)
+            gap_full = R + C - 1
+            st_gap = Signal(range(gap_full + 1))
+            ld_when = ld_when & ~st_active & (st_gap == gap_full)
+            st_when = st_when & ~ld_active
+        m.d.comb += [ld_start.eq(ld_when), st_start.eq(st_when)]
         with m.If(ld_start):
             m.d.sync += ahead.eq(1)
         with m.Elif(st_start):
@@ -428,6 +444,11 @@ class GemmEngine(MemoryEngine):
             m.d.sync += st_age.eq(1)
         with m.Elif(st_age != C):
             m.d.sync += st_age.eq(st_age + 1)
+        if s.fold_overlap == NO_OVERLAP:
+            with m.If(st_issue):
+                m.d.sync += st_gap.eq(1)
+            with m.Elif(st_gap != gap_full):
+                m.d.sync += st_gap.eq(st_gap + 1)
         with m.If(st_issue):
             m.d.sync += st_act_addr.eq(st_act_addr + 1)
             with m.If(st_t == tok_last):
@@ -521,6 +542,8 @@ class GemmEngine(MemoryEngine):
                 st_active.eq(0), st_t.eq(0), st_kt.eq(0), st_nt.eq(0), st_act_addr.eq(0), st_out_base.eq(0),
                 st_all.eq(0), st_age.eq(C),
             ]
+            if s.fold_overlap == NO_OVERLAP:
+                m.d.sync += st_gap.eq(gap_full)
             for t in taps[1:]:
                 m.d.sync += t.valid.eq(0)
         with m.Elif(running & refuse):

@@ -12,7 +12,9 @@ The engine computes ``Y = X[T, K] @ W^T`` for a GEMM laid out by :func:`dataflow
 The **sequencer** runs tiles token-tile outer, n-tile inner. Tile ``j`` starts at cycle
 ``j * P`` (cycle 0 = the first cycle after ``start``) with ``P = max(G, 2 * cols - 1)``: it
 issues one activation word and one weight word per cycle for ``G`` cycles, then idles for
-the rest of the period. The array's result chain then brings the tile's ``cols`` output
+the rest of the period (with ``spec.fold_overlap = "none"``, SCALE-Sim's array, the period is
+``max(G + rows + cols - 2, 2 * cols - 1)``: each tile also waits out SCALE-Sim's fill and
+drain). The array's result chain then brings the tile's ``cols`` output
 columns out every other cycle, and the **writer** stores each into the output memory, in a
 pipeline of four stages per column, one memory access or one add each: read the old word
 (``lat`` + 1 cycles before the column arrives, ``lat`` the output memory's read latency;
@@ -36,7 +38,7 @@ from amaranth.lib.wiring import In
 
 from sparseforge.spec import HardwareSpec
 
-from sparseforge.sim.units.engine import acc_capacity, os_word_widths
+from sparseforge.sim.units.engine import NO_OVERLAP, acc_capacity, os_word_widths
 
 from .engine import ERR_ACT, ERR_K, ERR_NONE, ERR_OUT, ERR_WGT, MemoryEngine
 from .os_array import OS_PE_LATENCY, OSArray
@@ -100,13 +102,18 @@ class OSEngine(MemoryEngine):
         gmax = max(d["act"], d["wgt"])
         groups = Signal.like(self.cfg_groups)
         g_last = Signal.like(self.cfg_groups)
-        period_last = Signal(range(max(gmax, 2 * C) + 1))
+        # the tile period: max(G, 2C - 1), or with fold_overlap = "none" (SCALE-Sim's array)
+        # max(G + R + C - 2, 2C - 1) (sim.units.engine.os_tile_period)
+        extra = R + C - 2 if s.fold_overlap == NO_OVERLAP else 0
+        pmax = max(gmax + extra, 2 * C)
+        period_last = Signal(range(pmax + 1))
+        busy_cycles = self.cfg_groups + extra if extra else self.cfg_groups
         tt_last = Signal.like(self.cfg_ttiles)
         nt_last = Signal.like(self.cfg_ntiles)
         accumulate = Signal()
         with m.If(start_now):
             m.d.sync += [groups.eq(self.cfg_groups), g_last.eq(self.cfg_groups - 1),
-                         period_last.eq(Mux(self.cfg_groups > 2 * C - 1, self.cfg_groups, 2 * C - 1) - 1),
+                         period_last.eq(Mux(busy_cycles > 2 * C - 1, busy_cycles, 2 * C - 1) - 1),
                          tt_last.eq(self.cfg_ttiles - 1), nt_last.eq(self.cfg_ntiles - 1),
                          accumulate.eq(self.cfg_accumulate)]
         refuse, cause = self._run_checks(m, start_now, [
@@ -120,7 +127,7 @@ class OSEngine(MemoryEngine):
         # st_cnt: cycle of the tile period; act_addr/wgt_addr: the words read this cycle
         # (act_base + st_cnt, wgt_base + st_cnt, kept in registers so that the memories'
         # addresses come straight from flip-flops)
-        st_cnt = Signal(range(max(gmax, 2 * C) + 1))
+        st_cnt = Signal(range(pmax + 1))
         st_tt = Signal(len(self.cfg_ttiles))
         st_nt = Signal(len(self.cfg_ntiles))
         act_base = Signal(range(d["act"] + gmax + 1))

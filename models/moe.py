@@ -42,7 +42,7 @@ from .network import GemmLayer, Network
 __all__ = [
     "MoeError", "MoeVitConfig", "CONFIGS", "get_config", "TASKS", "init_moe_vit", "moe_vit_forward",
     "moe_layer", "moe_layer_by_expert", "expert_queues", "route", "Routing", "save_routing", "load_routing",
-    "synthetic_routing", "minilm_routing", "moefy_ffn", "fit_router", "task_corpus", "m3vit_network",
+    "synthetic_routing", "minilm_routing", "moefy_ffn", "fit_router", "task_corpus", "m3vit_network", "dense_vit_network",
     "routing_stats", "check_routing_size", "MAX_TOKENS", "MAX_EXPERTS", "MAX_ROUTING_DECISIONS", "MAX_ZIPF",
 ]
 
@@ -185,14 +185,16 @@ def get_config(name: str, **changes) -> MoeVitConfig:
     return CONFIGS[name].replace(**changes) if changes else CONFIGS[name]
 
 
-def m3vit_network(cfg: MoeVitConfig) -> Network:
+def m3vit_network(cfg: MoeVitConfig, *, dense: bool = False) -> Network:
     """The GEMMs of one frame that do not depend on routing, in execution order: the patch
     embedding (``tokens - 1`` patches of ``in_chans * patch^2`` values), and per block
     ``attn.qkv``, ``attn.scores`` and ``attn.context`` (per head), ``attn.proj``, then
     ``mlp.fc1``/``mlp.fc2`` (dense blocks) or ``moe.router`` (MoE blocks: ``embed -> experts``).
     Expert GEMMs depend on the routing and are issued by the MoE schedules
     (:mod:`sim.moe`). LayerNorm, softmax, GELU and the task decoders are not GEMMs of the
-    backbone and are left out (as in :mod:`models.zoo`)."""
+    backbone and are left out (as in :mod:`models.zoo`).
+
+    ``dense=True`` gives :func:`dense_vit_network` instead (every block a dense MLP)."""
     t, d = cfg.tokens, cfg.embed
     layers = []
     if t > 1:
@@ -212,11 +214,22 @@ def m3vit_network(cfg: MoeVitConfig) -> Network:
                       prunable=False, group=g, count=cfg.heads),
             lin("attn.proj", d, d),
         ]
-        if b in cfg.moe_blocks:
+        if b in cfg.moe_blocks and not dense:
             layers.append(lin("moe.router", d, cfg.experts))
         else:
             layers += [lin("mlp.fc1", d, cfg.mlp_hidden), lin("mlp.fc2", cfg.mlp_hidden, d)]
-    return Network(name=cfg.name, layers=tuple(layers))
+    return Network(name=f"{cfg.name}-dense" if dense else cfg.name, layers=tuple(layers))
+
+
+def dense_vit_network(cfg: MoeVitConfig) -> Network:
+    """The dense ViT of ``cfg``'s shape: M3ViT's backbone with the dense MLP (``embed ->
+    mlp_hidden -> embed``) in *every* block and no routers -- at the defaults the dense
+    ViT-small M3ViT starts from (embed 384, 12 blocks of 12 heads, MLP 1536, patch 16, 512 x
+    512 frames = 1025 tokens). It is the baseline the MoE schedules are compared with
+    (:func:`sim.moe.simulate_moe`, ``dense``): per frame ``(T - 1) 3 p^2 D`` patch-embedding
+    MACs, and per block ``T (3 D^2 + D^2 + 2 D F) + 2 T^2 D`` (``F = mlp_hidden``), named
+    ``{cfg.name}-dense``."""
+    return m3vit_network(cfg, dense=True)
 
 
 # ============================================================================ golden forward

@@ -9,7 +9,10 @@ matrix product, with one convention used everywhere in sparseforge::
 ``X`` holds activations (``T`` rows: batch * positions), ``W`` holds weights stored
 ``[out, in]`` like ``torch.nn.Linear``; N:M pruning acts along ``K``, the reduction
 dimension of ``W``. A layer may stand for ``count`` identical, independent GEMMs (the
-heads of multi-head attention), which share no operands.
+heads of multi-head attention), which share no operands. A ``"conv"`` layer with
+``count > 1`` is a grouped convolution (``count`` groups; a depthwise conv has one group per
+channel): its groups read and write the same positions (``tokens``) with their own channels,
+which is what lets a mapper pack several groups into one block-diagonal GEMM.
 
 This module knows nothing about hardware; it only checks that sizes make sense.
 """
@@ -53,7 +56,8 @@ class GemmLayer:
             ``kind == "attention"``.
         group: free-form label for reports (e.g. ``"layer0"``).
         count: number of identical, independent GEMMs this entry stands for (e.g. 12
-            attention heads). Each has its own operands.
+            attention heads, or the groups of a grouped ``"conv"``). Each has its own
+            operands.
     """
 
     name: str

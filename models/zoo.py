@@ -12,6 +12,12 @@
   final fully connected layer 2048 -> 1000. Layer names follow torchvision's module
   names (``"layer2.0.conv2"``, ``"layer2.0.downsample.0"``).
 
+* ``vit_s16`` -- ViT-S/16 (timm ``vit_small_patch16_224``: embed 384, depth 12, 6 heads of
+  64, MLP 1536, 224 x 224 = 196 patches + cls): the network of
+  :func:`models.zoo_train.vit_s16_network` at batch 1 (one definition for training and
+  inference). M3ViT's own dense backbone (12 heads, 512 x 512 frames) is
+  :func:`models.moe.dense_vit_network`.
+
 :func:`get_network` picks one by name.
 """
 
@@ -21,7 +27,8 @@ from typing import Any, Callable
 
 from .network import GemmLayer, Network
 
-__all__ = ["minilm_network", "resnet50_network", "get_network", "NETWORKS", "MAX_BATCH", "MAX_IMAGE"]
+__all__ = ["minilm_network", "resnet50_network", "vit_s16_network", "resnet18_network", "vgg16_network",
+           "mobilenetv2_network", "bert_base_network", "get_network", "NETWORKS", "MAX_BATCH", "MAX_IMAGE"]
 
 # all-MiniLM-L6-v2 hyper-parameters (its config.json)
 MINILM_LAYERS = 6
@@ -135,16 +142,63 @@ def resnet50_network(*, batch: int = 1, image: int = 224) -> Network:
     return Network(name="resnet50", layers=tuple(layers))
 
 
-#: Known network names mapped to their builders.
+def vit_s16_network(*, batch: int = 1) -> Network:
+    """ViT-S/16 at 224 on ``batch`` images for inference: the forward GEMMs of
+    :func:`models.zoo_train.vit_s16_network` (4,598,882,304 MACs at batch 1)."""
+    from .zoo_train import vit_s16_network as build
+
+    return build(batch=batch)
+
+
+def resnet18_network(*, batch: int = 1) -> Network:
+    """torchvision's ResNet-18 at 224 on ``batch`` images: the forward GEMMs of
+    :func:`models.zoo_train.resnet18_network` (one definition for training and inference)."""
+    from .zoo_train import resnet18_network as build
+
+    return build(batch=batch)
+
+
+def vgg16_network(*, batch: int = 1) -> Network:
+    """torchvision's VGG-16 at 224 on ``batch`` images (:func:`models.zoo_train.vgg16_network`)."""
+    from .zoo_train import vgg16_network as build
+
+    return build(batch=batch)
+
+
+def mobilenetv2_network(*, batch: int = 1) -> Network:
+    """torchvision's MobileNetV2 at 224 on ``batch`` images
+    (:func:`models.zoo_train.mobilenetv2_network`; its depthwise convolutions are grouped
+    GEMMs, packed by the mapper, docs/training.md)."""
+    from .zoo_train import mobilenetv2_network as build
+
+    return build(batch=batch)
+
+
+def bert_base_network(*, tokens: int = 128) -> Network:
+    """BERT-base's encoder on one sequence of ``tokens`` tokens
+    (:func:`models.zoo_train.bert_base_network` with ``seq = tokens``)."""
+    from .zoo_train import bert_base_network as build
+
+    return build(batch=1, seq=tokens)
+
+
+#: Known network names mapped to their builders: one zoo for inference and training (the
+#: training networks of :data:`models.zoo_train.TRAINING_NETWORKS` are the same GEMMs).
 NETWORKS: dict[str, Callable[..., Network]] = {
     "minilm": minilm_network,
     "resnet50": resnet50_network,
+    "resnet18": resnet18_network,
+    "vgg16": vgg16_network,
+    "mobilenetv2": mobilenetv2_network,
+    "vit_s16": vit_s16_network,
+    "bert_base": bert_base_network,
 }
 
 
 def get_network(name: str, **kw: Any) -> Network:
-    """Build the network called ``name`` (``"minilm"`` or ``"resnet50"``), passing
-    ``kw`` to its builder (``tokens=`` for MiniLM, ``batch=``/``image=`` for ResNet-50).
+    """Build the network called ``name`` (a key of :data:`NETWORKS`), passing ``kw`` to its
+    builder (``tokens=`` for MiniLM and BERT-base, ``batch=`` for the image networks,
+    ``image=`` too for ResNet-50).
 
     Raises:
         ValueError: unknown ``name`` (the message lists the known names), or a bad size.

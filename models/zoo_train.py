@@ -10,9 +10,11 @@ W_out``, ``k = C_in/groups * kh * kw``, ``n_out = C_out/groups``). Networks:
 * ``vgg16`` -- torchvision VGG-16 (13 3x3 convs, classifier 25088->4096->4096->1000).
 * ``mobilenetv2`` -- torchvision MobileNetV2 (width 1.0). A depthwise 3x3 conv on ``C``
   channels is ``C`` independent GEMMs of one output channel each: one entry with
-  ``count = C``, ``k = 9``, ``n_out = 1`` (honest MACs, and it shows how poorly such a
-  layer fills a systolic array). Depthwise layers are not prunable: an N:M group along a
-  9-tap reduction is not what N:M hardware (or SR-STE practice) prunes.
+  ``count = C``, ``k = 9``, ``n_out = 1`` (each MAC counted once). The mapper packs the
+  channels block-diagonally across the array's columns (:func:`dataflow.mapper.packing`,
+  docs/training.md). Depthwise layers are not prunable: an N:M group along a 9-tap
+  reduction is not what N:M hardware (or SR-STE practice) prunes; their weights are trained
+  dense.
 * ``vit_s16`` -- ViT-S/16 (timm ``vit_small_patch16_224``: embed 384, depth 12, 6 heads of
   64, MLP 1536, 197 tokens = 196 patches + cls). The patch embedding is a 16x16/16 conv;
   the classifier head reads the cls token only (``tokens = batch``).
@@ -141,7 +143,8 @@ def vgg16_network(*, batch: int = 1, image: int = 224) -> Network:
 def mobilenetv2_network(*, batch: int = 1, image: int = 224) -> Network:
     """torchvision MobileNetV2 (width 1.0) on ``batch`` images of side ``image``
     (300,774,272 MACs at batch 1, 224, 6.9% of them in depthwise convs). Depthwise convs
-    are entries with ``count = channels``, ``k = 9``, ``n_out = 1``, not prunable."""
+    are entries with ``count = channels``, ``k = 9``, ``n_out = 1``, not prunable (the
+    mapper packs their channels; see the module docstring)."""
     b = _check("mobilenetv2_network", "batch", batch, high=MAX_BATCH)
     size = _check("mobilenetv2_network", "image", image, high=MAX_IMAGE)
     nb = _Builder(b)

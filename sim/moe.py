@@ -3,17 +3,22 @@
 A frame is one single-task inference: the backbone's GEMMs (patch embedding, attention, dense
 MLPs, the active task's routers; :func:`models.moe.m3vit_network`), simulated layer by layer
 by :func:`sim.simulate.simulate_layer` exactly as for any network, and one MoE layer per odd
-block, timed by the schedule:
+block, timed by the schedule. The design is layer-wise (M3ViT: one shared set of units runs
+the layers one after another), so the on-chip expert memory serves one MoE layer at a time.
+The schedules:
 
 ``naive``
-    All experts of all MoE layers live on chip (O(L x E) expert memory). They are loaded once,
-    at their layer in the first frame (one burst per layer), and stay. Tokens run one by one:
-    each token's ``K`` experts run as one-token engine runs (every tile reloads the array's
-    weights for a single token).
+    M3ViT's naive baseline: *all* experts of the running MoE layer live on chip (O(E) expert
+    memory, papers.md section 4). When a layer starts and the memory holds another layer's
+    experts, all ``E`` are loaded in one burst (the array waits); with a single MoE layer they
+    are loaded once and stay. Tokens run one by one: each token's ``K`` experts run as
+    one-token engine runs (every tile reloads the array's weights for a single token).
 ``cache``
-    ``cached_experts`` slots per MoE layer, kept across frames, least recently used replaced.
-    Tokens run one by one; per token its cached experts run first, then each missing expert is
-    loaded on demand (the array waits: ``load_cycles``) into the least recently used slot.
+    M3ViT's cache-based baseline: "a few experts cached, refilled on demand" (papers.md
+    section 4): ``cached_experts`` slots shared by the MoE layers, kept across frames, least
+    recently used replaced. Tokens run one by one; per token its cached experts run first,
+    then each missing expert is loaded on demand (the array waits: ``load_cycles``) into the
+    least recently used slot. A slot holds (layer, expert): the next layer's experts miss.
 ``reorder``
     M3ViT's computation reordering. The router output stage pushes every token into the queues
     of its ``K`` experts, one token per cycle (``T`` cycles). The expert scheduler then walks
@@ -22,6 +27,14 @@ block, timed by the schedule:
     whole queue as two engine runs of ``n_i`` tokens. Its timing is the scheduler RTL's
     handshake recurrence (:func:`sim.units.moe.reorder_timeline`, checked cycle for cycle against
     ``hwgen.moe`` in ``tests/test_moe_rtl.py``). Expert memory is O(1) in the experts.
+
+Energy of an MoE layer: issued multiplier operations x ``e_mac_pj``; on-chip bytes (expert
+weights read at ``moe.expert_weight_width``, activation and output words, loaded experts
+written into the expert memory) x ``e_sram_pj_per_byte``; DRAM bytes x ``e_dram_pj_per_byte``
+-- the terms :func:`sim.simulate.simulate_layer` charges a backbone layer.
+
+The dense baseline (``MoeSimResult.dense``) is :func:`models.moe.dense_vit_network`: the same
+backbone with a dense MLP in every block, simulated layer by layer like the backbone.
 
 Outputs: every schedule writes the layer's ``T x D`` outputs (accumulator width) to DRAM.
 Token-by-token schedules write each token's output while the next token computes, so only the
@@ -48,7 +61,7 @@ import numpy as np
 
 from sparseforge.dataflow.mapper import MappingError, map_layer
 from sparseforge.dataflow.moe import SCHEDULES, ExpertMapping, array_buffer_bytes, map_experts, onchip_bytes
-from sparseforge.models.moe import MoeVitConfig, Routing, m3vit_network
+from sparseforge.models.moe import MoeVitConfig, Routing, dense_vit_network, m3vit_network
 from sparseforge.spec import HardwareSpec
 
 from .simulate import LayerResult, simulate_layer
@@ -74,6 +87,7 @@ class MoeLayerResult:
     max_queue: int
     queue_occupancy: float          # max_queue / queue_depth (reorder), 0 otherwise
     onchip_bytes: int
+    energy_pj: float                # MACs + on-chip bytes + DRAM bytes of the layer (module doc)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -97,6 +111,7 @@ class FrameResult:
     switch_cycles: int              # cost of the switch (0 when not a switch)
     switch_dram_bytes: int
     layers: tuple[MoeLayerResult, ...]
+    energy_pj: float                # backbone layers + MoE layers
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in self.__dict__.items() if k != "layers"}
@@ -121,6 +136,8 @@ class ScheduleResult:
             "cycles": int(self.total("cycles")), "time_ms": float(self.total("time_ms")),
             "mean_frame_ms": float(self.total("time_ms")) / len(self.frames),
             "dram_bytes": int(self.total("dram_bytes")), "expert_loads": int(self.total("expert_loads")),
+            "energy_mj": float(self.total("energy_pj")) * 1e-9,
+            "mean_frame_energy_mj": float(self.total("energy_pj")) * 1e-9 / len(self.frames),
             "onchip_bytes": self.onchip_total_bytes, "moe_onchip_bytes": self.onchip["total"], "fits": self.fits,
             "max_queue_occupancy": max(f.max_queue_occupancy for f in self.frames),
             "switches": len(switches),
@@ -142,16 +159,29 @@ class MoeSimResult:
     expert: ExpertMapping
     dense_layers: tuple[LayerResult, ...]
     schedules: dict[str, ScheduleResult] = field(default_factory=dict)
+    dense: dict = field(default_factory=dict)   # the dense ViT of the same shape, one frame
+
+    def versus_dense(self, schedule: str) -> dict:
+        """A schedule's mean frame against the dense ViT's frame: ``speedup`` (dense latency
+        / schedule latency), ``energy_ratio`` (dense energy / schedule energy) and
+        ``dram_ratio`` (dense DRAM bytes / schedule DRAM bytes); above 1 the MoE wins."""
+        tot = self.schedules[schedule].totals()
+        frames = len(self.schedules[schedule].frames)
+        return {"speedup": self.dense["time_ms"] / tot["mean_frame_ms"],
+                "energy_ratio": self.dense["energy_mj"] / tot["mean_frame_energy_mj"],
+                "dram_ratio": self.dense["dram_bytes"] / (tot["dram_bytes"] / frames)}
 
     def to_dict(self) -> dict:
         return {
             "network": self.cfg.name, "tokens": self.cfg.tokens, "experts": self.cfg.experts,
             "top_k": self.cfg.top_k, "moe_blocks": list(self.cfg.moe_blocks), "tasks": list(self.tasks),
             "routing": self.routing_source,
-            "expert": {"bytes": self.expert.bytes, "load_cycles": self.expert.load_cycles,
-                       "token_cycles": self.expert.token_cycles},
+            "expert": {"bytes": self.expert.bytes, "weight_width": self.spec.moe.expert_weight_width,
+                       "load_cycles": self.expert.load_cycles, "token_cycles": self.expert.token_cycles},
             "dense_layers": [lay.to_dict() for lay in self.dense_layers],
             "schedules": {k: v.to_dict() for k, v in self.schedules.items()},
+            "dense": self.dense,
+            "versus_dense": {k: self.versus_dense(k) for k in self.schedules} if self.dense else {},
             **self.spec.record(),
         }
 
@@ -164,38 +194,50 @@ class _LayerCost:
     wait: int
     read: int
     loads: int
+    issued: int             # multiplier operations
+    sram: int               # on-chip bytes: expert weights read, activations, outputs, loads written
 
 
-def _naive_layer(em: ExpertMapping, cfg: MoeVitConfig, spec: HardwareSpec, state: frozenset, layer: int,
-                 experts: np.ndarray) -> tuple[_LayerCost, frozenset]:
-    compute = experts.size * em.token_cycles
-    if layer in state:
-        return _LayerCost(compute, compute, 0, 0, 0), state
+def _token_by_token(em: ExpertMapping, experts: np.ndarray) -> tuple[int, int, int]:
+    """Compute cycles, issued multiplier operations and on-chip bytes of one-token expert runs."""
+    n = experts.size
+    return n * em.token_cycles, n * em.token_issued_macs, n * em.token_sram_bytes
+
+
+def _naive_layer(em: ExpertMapping, cfg: MoeVitConfig, spec: HardwareSpec, state: int | None, layer: int,
+                 experts: np.ndarray) -> tuple[_LayerCost, int | None]:
+    """All ``E`` experts of the running layer on chip; ``state``: the layer whose experts the
+    memory holds (``None``: nothing yet)."""
+    compute, issued, sram = _token_by_token(em, experts)
+    if state == layer:
+        return _LayerCost(compute, compute, 0, 0, 0, issued, sram), state
     nbytes = cfg.experts * em.bytes
     load = spec.dram_latency_cycles + math.ceil(nbytes / spec.dram_bytes_per_cycle)
-    return _LayerCost(compute + load, compute, load, nbytes, cfg.experts), state | {layer}
+    return _LayerCost(compute + load, compute, load, nbytes, cfg.experts, issued, sram + nbytes), layer
 
 
 def _cache_layer(em: ExpertMapping, cfg: MoeVitConfig, spec: HardwareSpec, state: tuple, layer: int,
                  experts: np.ndarray) -> tuple[_LayerCost, tuple]:
+    """``cached_experts`` slots shared by the layers; ``state``: the cached ``(layer, expert)``
+    pairs, least recently used first."""
     slots = spec.moe.cached_experts
-    lru: OrderedDict = OrderedDict((e, None) for e in state[layer])
+    lru: OrderedDict = OrderedDict((key, None) for key in state)
     misses = 0
     for row in experts.tolist():
-        hits = [e for e in row if e in lru]
-        for e in hits:
-            lru.move_to_end(e)
         for e in row:
-            if e in lru:
+            if (layer, e) in lru:
+                lru.move_to_end((layer, e))
+        for e in row:
+            if (layer, e) in lru:
                 continue
             misses += 1
             if len(lru) >= slots:
                 lru.popitem(last=False)
-            lru[e] = None
-    compute = experts.size * em.token_cycles
+            lru[(layer, e)] = None
+    compute, issued, sram = _token_by_token(em, experts)
     wait = misses * em.load_cycles
-    new = state[:layer] + (tuple(lru),) + state[layer + 1:]
-    return _LayerCost(compute + wait, compute, wait, misses * em.bytes, misses), new
+    read = misses * em.bytes
+    return _LayerCost(compute + wait, compute, wait, read, misses, issued, sram + read), tuple(lru)
 
 
 @dataclass(frozen=True)
@@ -228,14 +270,17 @@ def _reorder_layer(em: ExpertMapping, cfg: MoeVitConfig, spec: HardwareSpec, sta
                    experts: np.ndarray) -> tuple[_LayerCost, None]:
     r = reorder_layer(spec, cfg, experts, mapping=em)
     n = len(r.order)
-    return _LayerCost(r.cycles, int(r.compute_cycles.sum()), r.timeline.load_wait, n * em.bytes, n), None
+    events = [em.run_events(int(c)) for c in r.counts]
+    issued = sum(e[0] for e in events)
+    sram = sum(e[1] for e in events) + n * em.bytes
+    return _LayerCost(r.cycles, int(r.compute_cycles.sum()), r.timeline.load_wait, n * em.bytes, n, issued, sram), None
 
 
 _LAYER_FN = {"naive": _naive_layer, "cache": _cache_layer, "reorder": _reorder_layer}
 
 
 def _initial_state(schedule: str, cfg: MoeVitConfig):
-    return {"naive": frozenset(), "cache": tuple(() for _ in range(cfg.moe_layers)), "reorder": None}[schedule]
+    return {"naive": None, "cache": (), "reorder": None}[schedule]
 
 
 def _frame(schedule: str, em: ExpertMapping, cfg: MoeVitConfig, spec: HardwareSpec, state, experts: np.ndarray):
@@ -272,6 +317,9 @@ def simulate_moe(spec: HardwareSpec, cfg: MoeVitConfig, routing: Routing, *,
     dense = tuple(simulate_layer(spec, map_layer(spec, lay, None)) for lay in m3vit_network(cfg))
     dense_cycles = sum(d.cycles for d in dense)
     dense_bytes = sum(d.dram_bytes for d in dense)
+    dense_energy = sum(d.energy_total_pj for d in dense)
+    vit = tuple(simulate_layer(spec, map_layer(spec, lay, None)) for lay in dense_vit_network(cfg))
+    vit_cycles = sum(d.cycles for d in vit)
     acc = math.ceil(spec.acc_width / 8)
     write = cfg.tokens * cfg.embed * acc
     write_cycles = spec.dram_latency_cycles + math.ceil(write / spec.dram_bytes_per_cycle)
@@ -279,8 +327,11 @@ def simulate_moe(spec: HardwareSpec, cfg: MoeVitConfig, routing: Routing, *,
     longest = int(loads.max())
     used = (loads > 0).sum(-1)                                     # [F, L]
     clock_hz = spec.clock_mhz * 1e6
-    result = MoeSimResult(cfg=cfg, spec=spec, routing_source=routing.source, tasks=routing.tasks, expert=em,
-                          dense_layers=dense)
+    result = MoeSimResult(
+        cfg=cfg, spec=spec, routing_source=routing.source, tasks=routing.tasks, expert=em, dense_layers=dense,
+        dense={"network": f"{cfg.name}-dense", "cycles": vit_cycles, "time_ms": vit_cycles / (spec.clock_mhz * 1e3),
+               "dram_bytes": sum(d.dram_bytes for d in vit), "useful_macs": sum(d.useful_macs for d in vit),
+               "energy_mj": sum(d.energy_total_pj for d in vit) * 1e-9})
     for schedule in schedules:
         mem = onchip_bytes(spec, cfg, schedule, longest_queue=longest)
         total_mem = mem["total"] + array_buffer_bytes(spec)
@@ -306,11 +357,13 @@ def simulate_moe(spec: HardwareSpec, cfg: MoeVitConfig, routing: Routing, *,
             for l, c in enumerate(costs):
                 tail = write_cycles if schedule == "reorder" else tok_write_cycles
                 q = int(loads[f, l].max()) if schedule == "reorder" else 0
+                energy = (c.issued * spec.e_mac_pj + c.sram * spec.e_sram_pj_per_byte
+                          + (c.read + write) * spec.e_dram_pj_per_byte)
                 layers.append(MoeLayerResult(
                     block=cfg.moe_blocks[l], cycles=c.cycles + tail, compute_cycles=c.compute,
                     load_wait_cycles=c.wait, dram_read_bytes=c.read, dram_write_bytes=write,
                     expert_loads=c.loads, experts_used=int(used[f, l]), max_queue=q,
-                    queue_occupancy=q / spec.moe.queue_depth, onchip_bytes=mem["total"]))
+                    queue_occupancy=q / spec.moe.queue_depth, onchip_bytes=mem["total"], energy_pj=float(energy)))
             moe_cycles = sum(lay.cycles for lay in layers)
             cycles = dense_cycles + moe_cycles
             frames.append(FrameResult(
@@ -319,7 +372,8 @@ def simulate_moe(spec: HardwareSpec, cfg: MoeVitConfig, routing: Routing, *,
                 dram_bytes=dense_bytes + sum(lay.dram_read_bytes + lay.dram_write_bytes for lay in layers),
                 expert_loads=sum(lay.expert_loads for lay in layers), onchip_bytes=total_mem,
                 max_queue_occupancy=max(lay.queue_occupancy for lay in layers), switch=switch,
-                switch_cycles=int(sw_cycles), switch_dram_bytes=int(sw_bytes), layers=tuple(layers)))
+                switch_cycles=int(sw_cycles), switch_dram_bytes=int(sw_bytes), layers=tuple(layers),
+                energy_pj=float(dense_energy + sum(lay.energy_pj for lay in layers))))
         if progress:
             progress(f"simulated {routing.frames} frames, schedule {schedule}")
         result.schedules[schedule] = ScheduleResult(

@@ -13,6 +13,10 @@ The simulator composes the hardware units' models (:mod:`sim.units`) over the ma
    double buffering a run's fetch overlaps the run before). The array *stalls* whenever it
    waits for memory.
 
+A grouped or depthwise convolution runs as the mapper packs it (``mode = "packed"``,
+:mod:`dataflow.mapper`): its runs, tiles and issued multiplier operations are those of the
+packed block-diagonal GEMMs, its useful MACs its own (each counted once).
+
 Layers run one after another, each starting with empty buffers. Energy is event counts
 times the spec's per-event energies: issued multiplier operations, on-chip buffer bytes
 (reads by the engine, and the fills and drains of DRAM transfers), and DRAM bytes.
@@ -54,6 +58,7 @@ class LayerResult:
     sram_bytes: int
     energy_pj: dict[str, float]
     dataflow: str = "weight-stationary"
+    pack: int = 1           # groups of a grouped/depthwise conv per packed GEMM (mode "packed")
 
     @property
     def dram_bytes(self) -> int:
@@ -160,7 +165,7 @@ def simulate_layer(spec: HardwareSpec, mp: LayerMapping, *, timeline: DramTimeli
         cycles=int(total), compute_cycles=compute_cycles, stall_cycles=int(total - compute_cycles),
         useful_macs=useful, issued_macs=issued, utilisation=useful / (total * spec.multipliers),
         dram_read_bytes=dram_r, dram_write_bytes=dram_w, sram_bytes=sram_bytes, energy_pj=energy,
-        dataflow=mp.dataflow,
+        dataflow=mp.dataflow, pack=mp.pack,
     )
 
 

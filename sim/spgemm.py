@@ -28,10 +28,27 @@ overlap compute), compute being the busiest PE under the window distribution, an
 bytes / ``dram_bandwidth``. DRAM bytes are counted in ``dram_access_bytes`` units.
 Energy is scratchpad bytes x ``e_sram_pj_per_byte`` + DRAM bytes x ``e_dram_pj_per_byte`` +
 multiplies x ``e_mac_pj``.
+
+**B cache** (``spgemm.cache_bytes > 0``): each PE reads B through a private set-associative
+LRU cache (:mod:`sim.units.cache`). B sits in DRAM as in CSR (CSC for ``inner``): the
+pointer array (``key_width`` bytes per entry) from address 0, then the (column, value)
+entries from the next line boundary. A *fetch* of B's row ``k`` reads its two pointers and
+then its entries, word by word; each line a word touches is one cache *access* (so the
+entries after the first in a line are spatial hits), in the order the PE issues them
+(:func:`b_fetch_lines`): row-wise dataflows fetch row ``k`` for each nonzero
+``A[i,k]`` (rows in order on their PE), ``outer`` fetches every row of B once on the PE of
+its ``k``, ``inner`` scans all of B's CSC arrays once per non-empty row of A (closed form
+:func:`sim.units.cache.scan_hits`). Every access costs the PE ``cache_cycles`` (a
+dependent load, like a scratchpad read; for ``unit`` the loads of a row overlap the unit's
+merge, so a row costs the larger of the two); a miss moves one ``cache_line_bytes`` line
+from DRAM, which replaces the streamed B traffic, its latency hidden as DRAM's is. Cache
+energy: one line read per access and one line written per miss, at ``e_sram_pj_per_byte``.
+Without a cache B's rows are streamed from DRAM at every use, costing DRAM bytes only.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,15 +56,17 @@ import numpy as np
 import scipy.sparse as sp
 
 from sparseforge.dataflow.spgemm import (
-    DATAFLOWS, Placement, Products, SpgemmError, expand_products, hash_slots, pe_of_rows, place_rows,
+    DATAFLOWS, Placement, Products, SpgemmError, _ranges, expand_products, hash_slots, pe_of_rows, place_rows,
 )
 from sparseforge.spec import HardwareSpec
 from sparseforge.spec import SMASH_VERSIONS
 
+from .units.cache import lru_hits, scan_hits
 from .units.hashmerge import unit_row_cycles
 
 __all__ = [
     "SpgemmResult", "simulate_spgemm", "compare_dataflows", "ALL_VARIANTS", "smash_row_timing", "RowTiming",
+    "b_fetch_lines", "CacheStats",
 ]
 
 #: (dataflow, variant) of ``--dataflow all``
@@ -85,17 +104,26 @@ class SpgemmResult:
     dram_bytes_partial: int
     energy_pj: float
     time_us: float
+    cache_accesses: int = 0              # B cache line accesses (0 without a cache)
+    cache_hits: int = 0
+    cache_misses: int = 0
 
     @property
     def label(self) -> str:
         return f"{self.dataflow}-{self.variant}" if self.variant else self.dataflow
 
     @property
+    def cache_hit_rate(self) -> float | None:
+        """Hits over accesses of the B cache; None without a cache (or without accesses)."""
+        return self.cache_hits / self.cache_accesses if self.cache_accesses else None
+
+    @property
     def dram_bytes(self) -> int:
         return self.dram_bytes_a + self.dram_bytes_b + self.dram_bytes_c + self.dram_bytes_partial
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, **asdict(self), "dram_bytes": self.dram_bytes}
+        return {"label": self.label, **asdict(self), "dram_bytes": self.dram_bytes,
+                "cache_hit_rate": self.cache_hit_rate}
 
 
 # ---------------------------------------------------------------- helpers
@@ -221,6 +249,111 @@ def _bank_recursion(op_row, kind, slot, bank, row_ops, n_rows, *, banks, sc, ac)
     return end, a, bc
 
 
+# ---------------------------------------------------------------- the B cache
+def _word_lines(addr: np.ndarray, size: np.ndarray | int, line_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lines touched by words at ``addr`` of ``size`` bytes, in order: ``(line, word)``."""
+    L = np.int64(line_bytes)
+    first = addr // L
+    n = (addr + size - 1) // L - first + 1
+    return _ranges(first, n), np.repeat(np.arange(addr.size, dtype=np.int64), n)
+
+
+def b_fetch_lines(indptr: np.ndarray, rows: np.ndarray, *, kb: int, vb: int, line_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The cache accesses of fetches of rows ``rows`` (in order) of a CSR/CSC matrix with
+    row pointers ``indptr``, laid out as the module docstring says. A fetch of row ``k``
+    reads the words ``indptr[k]``, ``indptr[k+1]`` (``kb`` bytes each) and then its
+    entries (``kb + vb`` bytes each) in order; each line a word touches is one access.
+    Returns ``(line, fetch)``: every access's line address and the index (into ``rows``)
+    of its fetch."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size == 0:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z
+    eb = kb + vb
+    L = np.int64(line_bytes)
+    ent_base = -(-(np.int64(indptr.size) * kb) // L) * L      # entries start on a line boundary
+    s, e = indptr[rows].astype(np.int64), indptr[rows + 1].astype(np.int64)
+    # per fetch two segments of words: pointers rows[f], rows[f]+1; entries s..e-1
+    starts = np.column_stack([rows, s]).ravel()
+    lens = np.column_stack([np.full(rows.size, 2, dtype=np.int64), e - s]).ravel()
+    ids = _ranges(starts, lens)
+    is_ptr = np.repeat(np.tile(np.array([True, False]), rows.size), lens)
+    addr = np.where(is_ptr, ids * kb, ent_base + ids * eb)
+    size = np.where(is_ptr, kb, eb)
+    line, word = _word_lines(addr, size, int(L))
+    fetch = np.repeat(np.arange(rows.size, dtype=np.int64), 2 + (e - s))[word]
+    return line, fetch
+
+
+@dataclass(frozen=True, eq=False)
+class CacheStats:
+    """The B cache over one dataflow's access stream: totals, and accesses per row of A
+    (per ``k`` for ``outer``; per row of A for ``inner``)."""
+
+    accesses: int
+    hits: int
+    misses: int
+    per_row: np.ndarray
+
+
+#: cache results of the row-wise stream, shared by the row-wise variants of one product list
+_ROWWISE_CACHE: "weakref.WeakKeyDictionary[Products, dict]" = weakref.WeakKeyDictionary()
+
+
+def _cache_key(spec: HardwareSpec) -> tuple:
+    s = spec.spgemm
+    return (s.pes, s.window, s.key_width, s.value_width, s.cache_bytes, s.cache_ways, s.cache_line_bytes)
+
+
+def _rowwise_cache(a: sp.csr_matrix, b: sp.csr_matrix, spec: HardwareSpec) -> CacheStats:
+    """Row-wise dataflows: row ``k`` of B fetched for each nonzero ``A[i,k]``, rows of A in
+    order on their PE (window distribution), through that PE's cache."""
+    s = spec.spgemm
+    kb, vb = -(-s.key_width // 8), -(-s.value_width // 8)
+    a_row = np.repeat(np.arange(a.shape[0], dtype=np.int64), np.diff(a.indptr))
+    pe = pe_of_rows(a.shape[0], spec)[a_row]
+    line, fetch = b_fetch_lines(b.indptr, a.indices, kb=kb, vb=vb, line_bytes=s.cache_line_bytes)
+    hit = lru_hits(pe[fetch], line, sets=s.cache_sets, ways=s.cache_ways)
+    per_row = np.bincount(a_row[fetch], minlength=a.shape[0]).astype(np.int64)
+    nh = int(hit.sum())
+    return CacheStats(accesses=int(line.size), hits=nh, misses=int(line.size) - nh, per_row=per_row)
+
+
+def _outer_cache(b: sp.csr_matrix, spec: HardwareSpec) -> CacheStats:
+    """Outer product: every row ``k`` of B fetched once, on the PE of ``k``."""
+    s = spec.spgemm
+    kb, vb = -(-s.key_width // 8), -(-s.value_width // 8)
+    K = b.shape[0]
+    ks = np.arange(K, dtype=np.int64)
+    line, fetch = b_fetch_lines(b.indptr, ks, kb=kb, vb=vb, line_bytes=s.cache_line_bytes)
+    hit = lru_hits(pe_of_rows(K, spec)[fetch], line, sets=s.cache_sets, ways=s.cache_ways)
+    nh = int(hit.sum())
+    return CacheStats(accesses=int(line.size), hits=nh, misses=int(line.size) - nh,
+                      per_row=np.bincount(fetch, minlength=K).astype(np.int64))
+
+
+def _inner_cache(live: np.ndarray, pe_row: np.ndarray, n_ptr: int, nnz: int, spec: HardwareSpec) -> CacheStats:
+    """Inner product: all of B's CSC arrays (``n_ptr`` pointers, then ``nnz`` entries from
+    the next line boundary) read word by word in address order, once per live row of A, on
+    its PE. The first access of each line in a pass follows :func:`scan_hits` per PE; the
+    accesses after it in the same line are hits (their line was just used)."""
+    s = spec.spgemm
+    kb, vb = -(-s.key_width // 8), -(-s.value_width // 8)
+    L = s.cache_line_bytes
+    ent_base = -(-(n_ptr * kb) // L) * L
+    addr = np.concatenate([np.arange(n_ptr, dtype=np.int64) * kb, ent_base + np.arange(nnz, dtype=np.int64) * (kb + vb)])
+    size = np.concatenate([np.full(n_ptr, kb, dtype=np.int64), np.full(nnz, kb + vb, dtype=np.int64)])
+    line, _ = _word_lines(addr, size, L)
+    per_pass = int(line.size)
+    distinct = np.unique(line)
+    sets = s.cache_sets
+    per_set = np.bincount(distinct & (sets - 1), minlength=sets)
+    passes = np.bincount(pe_row[live], minlength=s.pes)
+    h, m = scan_hits(per_set, passes, ways=s.cache_ways)
+    h += int(passes.sum()) * (per_pass - distinct.size)
+    return CacheStats(accesses=h + m, hits=h, misses=m, per_row=np.where(live, per_pass, 0).astype(np.int64))
+
+
 # ---------------------------------------------------------------- the simulator
 #: most (row of A x bank) states the SMASH V3 bank recursion keeps (two int64 each: 1 GiB)
 MAX_BANK_STATES = 1 << 26
@@ -296,6 +429,16 @@ def simulate_spgemm(a: sp.csr_matrix, b: sp.csr_matrix, *, spec: HardwareSpec, d
     # B rows fetched per use by the row-wise dataflows: a pointer pair (one unit) + the row
     b_row_fetch = _units(2 * kb, g) + _units(nnz_b_row * (kb + vb), g)
     rowwise_b = int(b_row_fetch[a.indices].sum()) if a.nnz else 0
+    cached = s.cache_bytes > 0
+    cst: CacheStats | None = None
+    L, cc = s.cache_line_bytes, s.cache_cycles
+    if cached and dataflow in ("rowwise-dense", "rowwise-hash"):
+        memo = _ROWWISE_CACHE.setdefault(prod, {}) if products is not None else {}
+        key = (_cache_key(spec), id(a), id(b))
+        if key not in memo:
+            memo[key] = _rowwise_cache(a, b, spec)
+        cst = memo[key]
+        rowwise_b = cst.misses * L
 
     if dataflow == "inner":
         bc = sp.csc_matrix(b)
@@ -305,6 +448,10 @@ def simulate_spgemm(a: sp.csr_matrix, b: sp.csr_matrix, *, spec: HardwareSpec, d
         b_csc = _csr_bytes(b.nnz, N, kb, vb, g)
         bytes_b = int(live.sum()) * b_csc
         row_cyc = np.where(live, nnz_a_row * nb_cols + b.nnz, 0)
+        if cached:
+            cst = _inner_cache(live, pe_row, N + 1, b.nnz, spec)
+            bytes_b = cst.misses * L
+            row_cyc = row_cyc + cst.per_row * cc
         sp_acc = int((nnz_a_row * nb_cols).sum() + a.nnz)     # A row written once, read per column
         sp_bytes = sp_acc * (kb + vb)
         phases.append((np.bincount(pe_row, weights=row_cyc, minlength=s.pes), bytes_a + bytes_b + bytes_c))
@@ -318,6 +465,10 @@ def simulate_spgemm(a: sp.csr_matrix, b: sp.csr_matrix, *, spec: HardwareSpec, d
         bytes_a = bytes_a_csc
         bytes_partial = int(2 * macs * rec)
         pe_k = pe_of_rows(K, spec)
+        if cached:
+            cst = _outer_cache(b, spec)
+            bytes_b = cst.misses * L
+            per_k = per_k + cst.per_row * cc
         phases.append((np.bincount(pe_k, weights=per_k, minlength=s.pes), bytes_a + bytes_b + macs * int(rec)))
         depth = np.ceil(np.log2(np.maximum(nnz_a_row, 1))).astype(np.int64)
         per_row = prod.per_row
@@ -339,6 +490,8 @@ def simulate_spgemm(a: sp.csr_matrix, b: sp.csr_matrix, *, spec: HardwareSpec, d
             bytes_partial = int((2 * macs + 2 * nnz_c) * g)
             sp_acc = int(nnz_c)                                # the touched list stays on chip
             sp_bytes = sp_acc * kb
+        if cst is not None:
+            row_cyc = row_cyc + cst.per_row * cc
         phases.append((np.bincount(pe_row, weights=row_cyc, minlength=s.pes),
                        bytes_a + bytes_b + bytes_c + bytes_partial))
     else:  # rowwise-hash
@@ -352,6 +505,8 @@ def simulate_spgemm(a: sp.csr_matrix, b: sp.csr_matrix, *, spec: HardwareSpec, d
         token = kb + vb
         if variant == "unit":
             row_cyc = unit_row_cycles(prod, pl)
+            if cst is not None:        # the PE's B loads overlap the unit's merge of the row
+                row_cyc = np.maximum(row_cyc, cst.per_row * cc)
             sp_acc = probes + (macs - spilled) + 2 * n_ins + n_ins   # slot reads, writes, list, drain
             sp_bytes = sp_acc * token
         else:
@@ -361,6 +516,8 @@ def simulate_spgemm(a: sp.csr_matrix, b: sp.csr_matrix, *, spec: HardwareSpec, d
             per_key = 3 if variant == "v1" else 2
             sp_acc = int(rt.reads.sum()) + atomics + per_key * n_ins
             sp_bytes = sp_acc * (max(kb, vb) if variant == "v1" else token)
+            if cst is not None:        # the PE issues its B loads between its hash operations
+                row_cyc = row_cyc + cst.per_row * cc
         # the spilled entries of a row are merged with its drained entries by a second pass
         row_cyc = row_cyc + np.bincount(prod.row, weights=pl.spilled, minlength=M).astype(np.int64)
         phases.append((np.bincount(pe_row, weights=row_cyc, minlength=s.pes),
@@ -377,7 +534,9 @@ def simulate_spgemm(a: sp.csr_matrix, b: sp.csr_matrix, *, spec: HardwareSpec, d
         total += max(c, d) + spec.dram_latency_cycles
         pe_sum += pe_cyc
     dram_total = bytes_a + bytes_b + bytes_c + bytes_partial
-    energy = sp_bytes * spec.e_sram_pj_per_byte + dram_total * spec.e_dram_pj_per_byte + macs * spec.e_mac_pj
+    cache_bytes = (cst.accesses + cst.misses) * L if cst is not None else 0   # line reads + fills
+    energy = ((sp_bytes + cache_bytes) * spec.e_sram_pj_per_byte + dram_total * spec.e_dram_pj_per_byte
+              + macs * spec.e_mac_pj)
     return SpgemmResult(
         dataflow=dataflow, variant=variant, shape=(M, K, N), nnz_a=int(a.nnz), nnz_b=int(b.nnz), nnz_c=nnz_c,
         macs=macs, cycles=int(total), compute_cycles=int(compute), dram_cycles=int(dram),
@@ -385,6 +544,8 @@ def simulate_spgemm(a: sp.csr_matrix, b: sp.csr_matrix, *, spec: HardwareSpec, d
         collisions=collisions, atomics=atomics, atomic_conflicts=aconf, bank_conflicts=bconf,
         spilled_products=spilled, dram_bytes_a=int(bytes_a), dram_bytes_b=int(bytes_b), dram_bytes_c=int(bytes_c),
         dram_bytes_partial=int(bytes_partial), energy_pj=float(energy), time_us=float(total * spec.cycle_ns / 1000.0),
+        cache_accesses=cst.accesses if cst is not None else 0, cache_hits=cst.hits if cst is not None else 0,
+        cache_misses=cst.misses if cst is not None else 0,
     )
 
 

@@ -201,12 +201,14 @@ def simulate_training(spec: HardwareSpec, network: Network, *, method: str, spar
         gemms_to_map += [(wg, None), (_flipped(wg), None)]
     check_layers(spec, gemms_to_map)
 
-    # ---- SORE schedule: which masks, in the order the array needs them
-    has_w = [lay.prunable and lay.kind != "attention" for lay in layers]
+    # ---- SORE schedule: which masks, in the order the array needs them. Every layer with a
+    # weight (not an attention product) is updated; only the prunable ones get masks (a
+    # depthwise conv's weights are trained dense: see docs/training.md)
+    has_w = [lay.kind != "attention" for lay in layers]
     masks: dict[tuple[str, int], tuple[int, int]] = {}
     if sparsity:
         for i, lay in enumerate(layers):
-            if has_w[i]:
+            if has_w[i] and lay.prunable:
                 w = lay.n_out * lay.k * lay.count
                 masks[("ff", i)] = _sore_task(spec, groups=math.ceil(lay.k / sparsity[1]) * lay.n_out * lay.count,
                                               weights=w, sparsity=sparsity)

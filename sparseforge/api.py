@@ -67,7 +67,8 @@ Progress = Callable[[str], None]
 #: the frame tasks of an MoE sequence when none are given (repeated to fill ``frames``)
 DEFAULT_TASKS = ("seg", "depth", "seg", "normals")
 #: ``simulate``'s size keyword of each built-in inference network, and its default
-_SIZE_KEYWORD = {"minilm": ("tokens", 128), "resnet50": ("batch", 1)}
+_SIZE_KEYWORD = {"minilm": ("tokens", 128), "bert_base": ("tokens", 128), "resnet50": ("batch", 1),
+                 "resnet18": ("batch", 1), "vgg16": ("batch", 1), "mobilenetv2": ("batch", 1), "vit_s16": ("batch", 1)}
 #: minibatch of a simulated training iteration when none is given
 DEFAULT_TRAIN_BATCH = 32
 

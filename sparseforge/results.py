@@ -483,8 +483,10 @@ class SpgemmResult(_Result):
 
     def to_text(self) -> str:
         s = self.spec.spgemm
+        cache = (f"B cache {s.cache_bytes} B/PE, {s.cache_ways}-way, {s.cache_line_bytes} B lines, "
+                 f"{s.cache_replacement.upper()}, {s.cache_cycles} cycles" if s.cache_bytes else "no B cache")
         title = (f"sparseforge spgemm: {self.a.name} x {self.b.name} on {self.spec.name} [{self.spec.digest}], "
-                 f"{s.pes} PEs, table {s.table_entries}, {s.banks} banks")
+                 f"{s.pes} PEs, table {s.table_entries}, {s.banks} banks, {cache}")
         return _spgemm_table(list(self.results), title=title, checks=self.checks)
 
     def _summary(self) -> list[tuple[str, str]]:
@@ -510,14 +512,18 @@ def _si_short(v: float) -> str:
 def _spgemm_table(results: list, *, title: str, checks: dict[str, str]) -> str:
     """The comparison table: one row per dataflow, then speedups (row over column)."""
     cols = ["dataflow", "cycles", "time_us", "compute", "dram_cyc", "spad_acc", "probes", "collis",
-            "atom_cf", "bank_cf", "spills", "DRAM_A", "DRAM_B", "DRAM_C", "DRAM_part", "energy_uJ"]
+            "atom_cf", "bank_cf", "spills", "DRAM_A", "DRAM_B", "DRAM_C", "DRAM_part", "B$_hits", "B$_miss",
+            "B$_hit%", "energy_uJ"]
     si = _si_short
     rows = []
     for r in results:
+        rate = r.cache_hit_rate
         rows.append([r.label, si(r.cycles), f"{r.time_us:.1f}", si(r.compute_cycles), si(r.dram_cycles),
                      si(r.scratchpad_accesses), si(r.hash_probes), si(r.collisions), si(r.atomic_conflicts),
                      si(r.bank_conflicts), si(r.spilled_products), si(r.dram_bytes_a), si(r.dram_bytes_b),
-                     si(r.dram_bytes_c), si(r.dram_bytes_partial), f"{r.energy_pj / 1e6:.1f}"])
+                     si(r.dram_bytes_c), si(r.dram_bytes_partial),
+                     si(r.cache_hits) if rate is not None else "-", si(r.cache_misses) if rate is not None else "-",
+                     f"{100 * rate:.1f}" if rate is not None else "-", f"{r.energy_pj / 1e6:.1f}"])
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
 
     def line(vals: list[str]) -> str:
@@ -525,7 +531,7 @@ def _spgemm_table(results: list, *, title: str, checks: dict[str, str]) -> str:
 
     r0 = results[0]
     out = [title, f"A {r0.shape[0]}x{r0.shape[1]} ({r0.nnz_a} nnz), B {r0.shape[1]}x{r0.shape[2]} ({r0.nnz_b} nnz), "
-                  f"C {r0.nnz_c} nnz, {r0.macs} multiplies; DRAM bytes, energy in uJ",
+                  f"C {r0.nnz_c} nnz, {r0.macs} multiplies; DRAM bytes, B cache (B$) accesses, energy in uJ",
            line(cols), line(["-" * w for w in widths])]
     out += [line(row) for row in rows]
     if len(results) > 1:

@@ -149,8 +149,8 @@ def test_simulate_output_file_not_created_on_error(tmp_path, capsys):
     (["--set", "bogus=1"],
      "unknown field 'bogus' in --set: allowed fields are act_width, clock_mhz, clock_source, cols, dataflow, "
      "description, double_buffer, dram_bandwidth_gbps, dram_latency_ns, e_dram_pj_per_byte, e_mac_pj, "
-     "e_sram_pj_per_byte, input_buffer_kib, m, max_k, n, name, output_buffer_kib, part, rows, weight_buffer_kib, "
-     "weight_width; sections moe.*, spgemm.*, train.*"),
+     "e_sram_pj_per_byte, fold_overlap, input_buffer_kib, m, max_k, n, name, output_buffer_kib, part, rows, "
+     "weight_buffer_kib, weight_width; sections moe.*, spgemm.*, train.*"),
     (["--set", "rows=0"], "rows = 0 is not allowed: must be 1..512 PEs"),
     (["--set", "n=5"], "n = 5 is not allowed with m = 4: N:M sparsity needs 1 <= n <= m"),
     (["--set", "rows"], "--set 'rows' is not allowed: write key=value"),
@@ -158,7 +158,7 @@ def test_simulate_output_file_not_created_on_error(tmp_path, capsys):
     (["--sparsity", "3:2"], "sparsity 3:2 is not allowed: need integers 1 <= n <= m <= 64"),
     (["--sparsity", "abc"], "--sparsity 'abc' is not allowed: write N:M (e.g. 2:4) or 'dense'"),
     (["--sparsity", "2:4:8"], "--sparsity '2:4:8' is not allowed: write N:M (e.g. 2:4) or 'dense'"),
-    (["--net", "nosuch"], "network 'nosuch' is not known: choose one of minilm, resnet50"),
+    (["--net", "nosuch"], "network 'nosuch' is not known: choose one of bert_base, minilm, mobilenetv2, resnet18, resnet50, vgg16, vit_s16"),
     (["--tokens", "0"], "--tokens = 0 is not allowed: must be >= 1"),
     (["--tokens", "-3"], "--tokens = -3 is not allowed: must be >= 1"),
     (["--tokens", "513"], "minilm_network: tokens = 513 is not allowed: must be an integer in 1..512"),
@@ -169,7 +169,8 @@ def test_simulate_output_file_not_created_on_error(tmp_path, capsys):
      "layer conv1: one weight tile needs 640 bytes but weight_buffer_kib = 1 gives 512 per buffer: "
      "raise weight_buffer_kib"),
     (["--net", "resnet50", "--set", "max_k=100"],
-     "layer conv1: K = 147 exceeds max_k = 100 (the accumulator is sized for max_k products): raise max_k"),
+     "layer conv1: K = 147 exceeds max_k = 100 (the accumulator is sized for max_k products): raise it, "
+     "e.g. --set max_k=256 or max_k in the spec file"),
 ])
 def test_simulate_user_errors(argv, message, capsys):
     """Each bad input exits 2 with exactly one stderr line naming the field and value."""

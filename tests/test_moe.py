@@ -239,7 +239,7 @@ def test_expert_compute_equals_the_gemm_simulator(zcu):
                                                                 prunable=False), None)).compute_cycles
                    for i, (k, o) in enumerate(((384, 384), (384, 384))))
         assert int(em.compute_cycles(n)) == want
-    assert em.bytes == 2 * 384 * 384 and em.token_cycles == int(em.compute_cycles(1))
+    assert em.bytes == 2 * 384 * 384 * 2 and em.token_cycles == int(em.compute_cycles(1))    # 16-bit experts
 
 
 def test_expert_too_big_for_buffer(zcu):
@@ -250,19 +250,21 @@ def test_expert_too_big_for_buffer(zcu):
 
 
 def test_schedules_on_real_routing(zcu, real):
-    """The three schedules on real routing: reordering is the fastest and needs the least
-    expert memory; the cache moves the most DRAM bytes; naive loads each expert once (frame
-    0) and never again; reordering loads exactly the non-empty experts of each layer; the
-    switch cost of naive and reordering is exactly zero (their state does not depend on the
-    task); the simulator rejects a queue depth below the busiest expert's load."""
+    """The three schedules on real routing: reordering is the fastest and needs less memory
+    than naive; the cache moves the most DRAM bytes; naive loads all 16 experts of every MoE
+    layer in every frame (its memory holds one layer's experts); reordering loads exactly the
+    non-empty experts of each layer; the switch cost of naive and reordering is exactly zero
+    (their state does not depend on the task); the simulator rejects a queue depth below the
+    busiest expert's load."""
     cfg = moe.get_config("m3vit-small", tokens=48)
     res = simulate_moe(zcu, cfg, real)
     t = {s: r.totals() for s, r in res.schedules.items()}
     assert t["reorder"]["cycles"] < t["naive"]["cycles"] and t["reorder"]["cycles"] < t["cache"]["cycles"]
-    assert t["reorder"]["moe_onchip_bytes"] < t["cache"]["moe_onchip_bytes"] < t["naive"]["moe_onchip_bytes"]
+    assert t["reorder"]["moe_onchip_bytes"] < t["naive"]["moe_onchip_bytes"]
+    assert t["cache"]["moe_onchip_bytes"] < t["naive"]["moe_onchip_bytes"]
     assert t["cache"]["dram_bytes"] > t["reorder"]["dram_bytes"]
     naive = res.schedules["naive"].frames
-    assert naive[0].expert_loads == 6 * 16 and all(f.expert_loads == 0 for f in naive[1:])
+    assert all(f.expert_loads == 6 * 16 for f in naive)
     used = (real.loads() > 0).sum(-1).sum(-1)
     assert [f.expert_loads for f in res.schedules["reorder"].frames] == used.tolist()
     for s in ("naive", "reorder"):
@@ -298,7 +300,7 @@ def test_reorder_memory_is_constant_in_experts(zcu):
     small, big = moe.get_config("m3vit-small", experts=8), moe.get_config("m3vit-small", experts=32)
     r = [onchip_bytes(zcu, c, "reorder", longest_queue=100)["experts"] for c in (small, big)]
     n = [onchip_bytes(zcu, c, "naive", longest_queue=100)["experts"] for c in (small, big)]
-    assert r[0] == r[1] == 2 * 320 * 1024 and n[1] == 4 * n[0]
+    assert r[0] == r[1] == 2 * 576 * 1024 and n[1] == 4 * n[0]
 
 
 def test_more_bandwidth_is_never_slower(zcu):
@@ -391,3 +393,194 @@ def test_experts_stay_weight_stationary_on_a_switchable_array():
     assert _expert_spec(sw).dataflow == "weight-stationary"
     cfg = moe.get_config("m3vit-small")
     assert _expert_cycles(sw, cfg, 77) == _expert_cycles(ws, cfg, 77)
+
+
+# ============================================================================ issue 12: M3ViT fidelity
+def _hand_spec(**moe_kw):
+    """A small array whose widths make every on-chip term easy to work by hand: 8-bit
+    activations and weights, max_k 1024, so accumulators are 8 + 8 + 10 = 26 bits = 4 bytes."""
+    from sparseforge.spec import HardwareSpec
+
+    return HardwareSpec(rows=4, cols=4, n=4, m=4, act_width=8, weight_width=8, max_k=1024, clock_mhz=100.0,
+                        dram_bandwidth_gbps=0.8, dram_latency_ns=100.0,
+                        moe=MoeSpec(**{"expert_buffers": 2, "expert_buffer_kib": 4, "cached_experts": 3,
+                                       "queue_depth": 16, **moe_kw}))
+
+
+def test_naive_memory_is_one_layers_experts_by_hand():
+    """M3ViT's naive baseline holds all experts of the running MoE layer on chip (O(E), the
+    layer-wise design runs one layer at a time), not every layer's: on 4 MoE layers of 8
+    experts in 4 KiB slots with embed = hidden = 32, worked by hand (acc 4 bytes)."""
+    spec = _hand_spec()
+    cfg = _small(depth=8, experts=8, top_k=2, tokens=10)                     # MoE blocks 1, 3, 5, 7
+    assert cfg.moe_layers == 4
+    naive = onchip_bytes(spec, cfg, "naive", longest_queue=5)
+    assert naive == {"experts": 8 * 4096, "queues": 0, "tokens": 32 * 1 + 32 * 4, "hidden": 32 * 1,
+                     "total": 32768 + 160 + 32}
+    assert onchip_bytes(spec, cfg, "cache", longest_queue=5)["experts"] == 3 * 4096    # 3 slots in all
+    assert onchip_bytes(spec, cfg, "reorder", longest_queue=5)["experts"] == 2 * 4096
+
+
+def test_naive_reloads_a_layer_s_experts_when_another_layer_ran():
+    """Naive loads all E experts of a layer whenever the memory holds another layer's (every
+    frame with 2 MoE layers); with a single MoE layer they are loaded once and stay."""
+    spec = _hand_spec()
+    two = _small(depth=4, experts=8, top_k=2, tokens=6)
+    r2 = moe.synthetic_routing(("seg", "seg", "depth"), moe_layers=2, tokens=6, num_experts=8, top_k=2)
+    frames = simulate_moe(spec, two, r2, schedules=("naive",)).schedules["naive"].frames
+    assert [f.expert_loads for f in frames] == [16, 16, 16]
+    assert all(lay.dram_read_bytes == 8 * 2 * 32 * 32 for f in frames for lay in f.layers)
+    one = _small(depth=2, experts=8, top_k=2, tokens=6)
+    r1 = moe.synthetic_routing(("seg", "seg", "depth"), moe_layers=1, tokens=6, num_experts=8, top_k=2)
+    frames = simulate_moe(spec, one, r1, schedules=("naive",)).schedules["naive"].frames
+    assert [f.expert_loads for f in frames] == [8, 0, 0]
+
+
+def test_cache_slots_are_shared_by_the_layers_by_hand():
+    """The cache baseline's slots serve whichever layer runs (M3ViT: "a few experts cached,
+    refilled on demand"): 2 slots, layer 0 routes every token to experts (0, 1), layer 1 to
+    (0, 1) too. Frame 0: layer 0 misses twice, then hits; layer 1's (layer, expert) pairs miss
+    twice. Frame 1 starts with layer 1's experts cached, so layer 0 misses twice again."""
+    spec = _hand_spec(cached_experts=2)
+    cfg = _small(depth=4, experts=4, top_k=2, tokens=3)
+    ex = np.zeros((2, 2, 3, 2), dtype=np.int16)
+    ex[..., 1] = 1
+    gates = np.full(ex.shape, 0.4, dtype=np.float32)
+    rt = moe.Routing(tasks=("seg", "seg"), experts=ex, gates=gates, num_experts=4, source="hand")
+    frames = simulate_moe(spec, cfg, rt, schedules=("cache",)).schedules["cache"].frames
+    assert [[lay.expert_loads for lay in f.layers] for f in frames] == [[2, 2], [2, 2]]
+
+
+def test_expert_width_scales_expert_bytes_exactly():
+    """moe.expert_weight_width sizes an expert (packed bits), so 16-bit experts double every
+    expert byte: the expert, each schedule's expert DRAM reads, and the DRAM energy of the MoE
+    layers (MAC and on-chip energies zeroed to isolate it); the load takes latency + bytes /
+    bandwidth cycles."""
+    cfg = _small(tokens=24)
+    rt = moe.synthetic_routing(("seg", "depth"), moe_layers=6, tokens=24, num_experts=16, top_k=4)
+    base = load_spec("m3vit-zcu104", ["e_mac_pj=0", "e_sram_pj_per_byte=0"])
+    runs = {}
+    for bits in (8, 16):
+        spec = base.replace(moe=MoeSpec(expert_buffer_kib=8, expert_weight_width=bits))
+        em = map_experts(spec, cfg)
+        assert em.bytes == 2 * 32 * 32 * bits // 8
+        assert em.load_cycles == spec.dram_latency_cycles + -(-em.bytes // spec.dram_bytes_per_cycle)
+        runs[bits] = simulate_moe(spec, cfg, rt)
+    for s in ("naive", "cache", "reorder"):
+        lay8 = [lay for f in runs[8].schedules[s].frames for lay in f.layers]
+        lay16 = [lay for f in runs[16].schedules[s].frames for lay in f.layers]
+        assert [b.dram_read_bytes for b in lay16] == [2 * a.dram_read_bytes for a in lay8]
+        assert [b.expert_loads for b in lay16] == [a.expert_loads for a in lay8]
+        e_dram = base.e_dram_pj_per_byte
+        for a, b in zip(lay8, lay16):
+            assert b.energy_pj - b.dram_write_bytes * e_dram == pytest.approx(
+                2 * (a.energy_pj - a.dram_write_bytes * e_dram), rel=1e-12)
+    assert runs[16].expert.bytes == 2 * runs[8].expert.bytes
+
+
+def test_expert_width_also_scales_on_chip_weight_reads():
+    """An expert's on-chip bytes per token are its weight words read at the expert width plus
+    activation and output words; the weight part doubles from 8 to 16 bits."""
+    cfg = _small(tokens=24)
+    spec = load_spec("m3vit-zcu104")
+    b = {w: map_experts(spec.replace(moe=MoeSpec(expert_buffer_kib=8, expert_weight_width=w)), cfg)
+         for w in (8, 16)}
+    from sparseforge.dataflow.moe import _expert_spec
+
+    weight_words = 0
+    es = _expert_spec(spec)
+    for k, n in ((32, 32), (32, 32)):
+        mp = map_layer(es, GemmLayer(name="e", tokens=1, k=k, n_out=n, prunable=False), None)
+        weight_words += mp.engine.run_events(es, mp.run_tokens, mp.run_ntiles, mp.run_kunits,
+                                             mp.run_accumulate).wgt_words
+    assert b[16].token_sram_bytes - b[8].token_sram_bytes == weight_words * 16 * 4 * (16 - 8) // 8
+
+
+def test_bad_expert_width_is_refused_in_one_line(capsys):
+    """A width outside 2..32 is a SpecError naming the field; a width the array cannot
+    multiply (above weight_width) is refused when the experts are mapped, and by the CLI as
+    one line with nothing written."""
+    with pytest.raises(SpecError, match=r"^moe.expert_weight_width = 1 is not allowed: must be 2..32 bits"):
+        MoeSpec(expert_weight_width=1)
+    with pytest.raises(SpecError, match=r"moe.expert_weight_width = 64 is not allowed"):
+        load_spec("m3vit-zcu104", ["moe.expert_weight_width=64"])
+    narrow = load_spec("m3vit-zcu104", ["weight_width=8"])
+    with pytest.raises(MappingError) as exc:
+        map_experts(narrow, moe.get_config("m3vit-small"))
+    assert str(exc.value) == ("moe.expert_weight_width = 16 is not allowed with weight_width = 8: the array "
+                              "multiplies 8-bit weights (need moe.expert_weight_width <= weight_width)")
+    assert "\n" not in str(exc.value)
+    assert cli.main(["simulate", "--net", "m3vit-small", "--hw", "m3vit-zcu104", "--routing", "synthetic",
+                     "--tokens", "17", "--set", "weight_width=8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [("sparseforge: error: moe.expert_weight_width = 16 is not allowed with weight_width = 8: the "
+                    "array multiplies 8-bit weights (need moe.expert_weight_width <= weight_width)")]
+
+
+def test_m3vit_preset_stores_16_bit_experts():
+    """m3vit-zcu104 keeps M3ViT's 16-bit weights, experts included, in 576 KiB buffers (a
+    16-bit 384-384-384 expert is exactly 576 KiB)."""
+    spec = load_spec("m3vit-zcu104")
+    assert spec.weight_width == 16 and spec.moe.expert_weight_width == 16
+    assert map_experts(spec, moe.get_config("m3vit-small")).bytes == spec.moe.expert_buffer_kib * 1024
+
+
+def test_dense_vit_at_the_m3vit_shape():
+    """The dense ViT of M3ViT's shape: patch embedding 1024 x 768 -> 384, 12 blocks of qkv
+    384 -> 1152, 12 heads of scores [1025, 32] x [32, 1025] and context, proj, and the dense
+    MLP 384 -> 1536 -> 384 in every block (no router): 31,749,055,488 MACs, worked by hand."""
+    cfg = moe.get_config("m3vit-small")
+    net = moe.dense_vit_network(cfg)
+    assert net.name == "m3vit-small-dense" and len(net.layers) == 1 + 12 * 6
+    assert not any("router" in lay.name for lay in net.layers)
+    shapes = {(lay.name.split(".", 1)[1] if "." in lay.name else lay.name): (lay.tokens, lay.k, lay.n_out, lay.count)
+              for lay in net.layers}
+    assert shapes == {"patch_embed": (1024, 768, 384, 1), "attn.qkv": (1025, 384, 1152, 1),
+                      "attn.scores": (1025, 32, 1025, 12), "attn.context": (1025, 1025, 32, 12),
+                      "attn.proj": (1025, 384, 384, 1), "mlp.fc1": (1025, 384, 1536, 1),
+                      "mlp.fc2": (1025, 1536, 384, 1)}
+    t, d, f = 1025, 384, 1536
+    want = 1024 * 768 * 384 + 12 * (t * (4 * d * d + 2 * d * f) + 2 * t * t * d)
+    assert sum(lay.macs for lay in net.layers) == want == 31_749_055_488
+    # the MoE blocks' experts (top-4 of hidden 384) have the MACs of the dense MLP they replace
+    moe_net = moe.m3vit_network(cfg)
+    assert sum(lay.macs for lay in moe_net.layers) + 6 * t * cfg.top_k * 2 * d * cfg.expert_hidden \
+        - 6 * t * d * cfg.experts == want
+
+
+def test_vit_s16_inference_network():
+    """`vit_s16` is an inference network of the zoo: ViT-S/16 at 224 (6 heads of 64, 197
+    tokens), the same GEMMs as the training zoo's, 4,598,882,304 MACs; simulate runs it."""
+    from sparseforge.models.zoo import get_network
+    from sparseforge.models.zoo_train import vit_s16_network
+
+    import sparseforge as sf
+
+    net = get_network("vit_s16")
+    assert net.layers == vit_s16_network(batch=1).layers
+    assert sum(lay.macs for lay in net.layers) == 4_598_882_304
+    assert net.layer("blocks.0.attn.scores").count == 6 and net.layer("blocks.0.attn.scores").k == 64
+    assert net.layer("blocks.0.ffn.up").n_out == 1536 and net.layer("patch_embed").tokens == 196
+    res = sf.simulate("m3vit-zcu104", net="vit_s16")
+    assert res.total["useful_macs"] == 4_598_882_304
+
+
+def test_reorder_is_compared_with_the_dense_vit(zcu):
+    """simulate_moe gives the dense ViT of the same shape as a baseline, simulated layer by
+    layer as the backbone is: its cycles are the sum of its layers', and versus_dense divides
+    its latency, energy and DRAM bytes by a schedule's mean frame."""
+    cfg = _small(tokens=24)
+    rt = moe.synthetic_routing(("seg", "depth"), moe_layers=6, tokens=24, num_experts=16, top_k=4)
+    spec = zcu.replace(moe=MoeSpec(expert_buffer_kib=8, expert_weight_width=16))
+    res = simulate_moe(spec, cfg, rt)
+    want = sum(simulate_layer(spec, map_layer(spec, lay, None)).cycles for lay in moe.dense_vit_network(cfg))
+    assert res.dense["cycles"] == want
+    assert res.dense["useful_macs"] == sum(lay.macs for lay in moe.dense_vit_network(cfg))
+    tot = res.schedules["reorder"].totals()
+    vs = res.versus_dense("reorder")
+    assert vs["speedup"] == pytest.approx(res.dense["time_ms"] / tot["mean_frame_ms"])
+    assert vs["energy_ratio"] == pytest.approx(res.dense["energy_mj"] / tot["mean_frame_energy_mj"])
+    frame = res.schedules["reorder"].frames[0]
+    assert frame.energy_pj == pytest.approx(sum(d.energy_total_pj for d in res.dense_layers)
+                                            + sum(lay.energy_pj for lay in frame.layers))
+    assert res.to_dict()["versus_dense"]["reorder"] == vs

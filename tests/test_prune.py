@@ -422,6 +422,11 @@ objectives = ["latency", "accuracy"]
     assert {"latency_s", "accuracy"} <= set(front.columns) and len(front) >= 2
     # the front trades latency for accuracy: its fastest point is not its most accurate one
     assert front["latency_s"].idxmin() != front["accuracy"].idxmax()
+    # the page in a real headless browser: drawn, no script error, one marker per point
+    from tests.test_browser import open_in_browser
+
+    dom = open_in_browser(files["report.html"], tmp_path, {"pareto-0-0"})
+    assert dom.points["pareto-0-0"] == len(df)
 
 
 def test_simulate_prunes_with_the_best_method_by_default():

@@ -11,6 +11,8 @@ with :mod:`dataflow.layout`, runs it on the emitted Verilog, and checks
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -377,3 +379,114 @@ def test_engine_refuses_runs_that_do_not_fit(tmp_path):
     refusal_session(s, good, bad, len(golden), cycles)
     s.play(tmp_path, **depths)
     check_refusals(s, bad, codes, golden, spec.cols, cycles)
+
+
+# --------------------------------------------------------------------------- full-size arrays
+# Issue 12, part 2: the same checks on the array sizes the presets use (16x16, 32x32), dense
+# (1:1, one MAC per PE) and 2:4, on small real workloads: a few tokens and two folds of K and
+# of N, each with a partial last fold, so every row and column of the array computes and the
+# tile sequencer runs more than one tile. The 16x16 2:4 case writes more than OUT_BANK_WORDS
+# output words (both banks of the output memory). One run each (restart is checked above).
+# They run in Icarus. Most of their cost is the Amaranth conversion of the design (about 30 s
+# for a 32x32 engine), so the session's full-size designs are emitted ahead in two worker
+# processes (:func:`full_size_designs`) while the simulations run; Verilator's C++ build of a
+# 32x32 engine would take minutes (docs/verify.md, "Full-size arrays", has the measurements).
+FULL_SIZE_GRID = [
+    # (rows, cols, n, m, layer, tokens, k, n_out)
+    pytest.param(16, 16, 1, 1, "layer3.attn.o", 5, 21, 20, id="16x16-1of1"),
+    pytest.param(32, 32, 1, 1, "layer3.attn.o", 4, 40, 40, id="32x32-1of1"),
+    pytest.param(16, 16, 2, 4, "layer0.ffn.up", 17, 70, 490, id="16x16-2of4-banked"),
+    pytest.param(32, 32, 2, 4, "layer0.ffn.up", 4, 200, 40, id="32x32-2of4"),
+]
+
+
+def full_size_operands(rows, cols, n, m, layer, tokens, k, n_out):
+    """The spec, real operands, grouped weights and golden product of a full-size case."""
+    spec = HardwareSpec(rows=rows, cols=cols, n=n, m=m, max_k=4096)
+    x, w = _real_operands(n, m, layer, tokens=tokens, k=k, n_out=n_out)
+    if spec.dense:
+        return spec, x, grouped_dense(w, spec), gemm_dense_int(x, w)
+    comp = compress(w, n, m)
+    assert np.array_equal(comp.to_dense(), w), "the real slice is N:M sparse"
+    return spec, x, grouped_sparse(comp.values, comp.indices, n=n, m=m, k=k, spec=spec), gemm_nm_int(x, comp)
+
+
+def _ws_full_size(rows, cols, n, m, layer, tokens, k, n_out):
+    spec, x, gw, golden = full_size_operands(rows, cols, n, m, layer, tokens, k, n_out)
+    case, depths, expected = _case(spec, x, gw, golden)
+    case["runs"] = 1
+    return {"spec": spec, "gw": gw, "case": case, "depths": depths, "expected": expected}
+
+
+_FULL_SIZE_DESIGNS: dict = {}
+
+
+def prepare_full_size_designs(request, tmp_path_factory) -> dict:
+    """The full-size cases of both engines that this session runs (this file's grid and
+    tests/test_rtl_os.py's), prepared in this process, with their designs emitted ahead by
+    two worker processes: ``{(design, id): (prepared case, Future of the design folder)}``.
+    Both files' ``full_size_designs`` fixtures call it; the first call fills
+    :data:`_FULL_SIZE_DESIGNS`, the second reuses it."""
+    if _FULL_SIZE_DESIGNS:
+        return _FULL_SIZE_DESIGNS
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from sparseforge.hwgen.emit import emit_design
+    from sparseforge.verify.harness import require_simulator
+    from tests.test_rtl_os import FULL_SIZE_GRID as OS_GRID
+    from tests.test_rtl_os import os_full_size
+
+    require_simulator(os.environ.get("SF_SIMULATOR") or "icarus")
+    wanted = {("os_engine" if item.module.__name__.endswith("test_rtl_os") else "engine", item.callspec.id)
+              for item in request.session.items if "full_size_designs" in getattr(item, "fixturenames", ())}
+    grids = {"engine": (FULL_SIZE_GRID, _ws_full_size), "os_engine": (OS_GRID, os_full_size)}
+    cases = {(d, p.id): prepare(*p.values) for d, (grid, prepare) in grids.items() for p in grid if (d, p.id) in wanted}
+    root = tmp_path_factory.mktemp("full_size_designs")
+    pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
+    # cheapest first, so the first simulations start while the 32x32 designs are converted
+    for (design, cid), prep in sorted(cases.items(), key=lambda kv: kv[1]["spec"].rows):
+        fut = pool.submit(emit_design, prep["spec"], design=design, out_root=root / design / cid, name="dut",
+                          **prep["depths"])
+        _FULL_SIZE_DESIGNS[(design, cid)] = (prep, fut)
+    pool.shutdown(wait=False)
+    return _FULL_SIZE_DESIGNS
+
+
+@pytest.fixture(scope="session")
+def full_size_designs(request, tmp_path_factory):
+    return prepare_full_size_designs(request, tmp_path_factory)
+
+
+@pytest.mark.parametrize("rows,cols,n,m,layer,tokens,k,n_out", FULL_SIZE_GRID)
+def test_full_size_array_matches_golden_and_cycles(request, full_size_designs, tmp_path, rows, cols, n, m, layer,
+                                                    tokens, k, n_out):
+    """A 16x16 or 32x32 engine, dense (n == m == 1) or 2:4, on real pruned MiniLM operands:
+    every output word bit-exact against the golden model and the RTL's cycles equal to
+    :func:`run_cycles`; the workload fills every row and column and runs several tiles."""
+    prep, design_dir = full_size_designs[("engine", request.node.callspec.id)]
+    case, depths, expected, gw = prep["case"], prep["depths"], prep["expected"], prep["gw"]
+    ktile = rows * gw.group                             # reduction indices of one k-tile
+    assert k > ktile and k % ktile != 0, "the first k-tile fills every row, the last is partial"
+    assert n_out > cols and n_out % cols != 0, "the first n-tile fills every column, the last is partial"
+    assert case["ktiles"] >= 2 and case["ntiles"] >= 2
+    assert (depths["out_depth"] > OUT_BANK_WORDS) == (n_out == 490)
+    result = run_bench(prep["spec"], design="engine", bench="cocotb_engine", case=case, workdir=tmp_path,
+                       design_dir=design_dir.result(), **depths)
+    assert result["outputs"]["mismatched_words"] == 0
+    assert result["cycles"] == [expected]
+
+
+def test_run_bench_refuses_a_design_dir_of_another_spec_design_or_depths(tmp_path):
+    """``run_bench(design_dir=...)`` runs a design emitted ahead only if its manifest names the
+    spec digest, design and depths asked for: otherwise one line naming ``design_dir``."""
+    from sparseforge.hwgen.emit import emit_design
+    from sparseforge.verify.harness import VerifyError
+    spec = HardwareSpec(rows=2, cols=2, n=2, m=4, max_k=64)
+    depths = {"act_depth": 4, "wgt_depth": 4, "out_depth": 4}
+    d = emit_design(spec, design="engine", out_root=tmp_path, name="d", **depths)
+    other = HardwareSpec(rows=2, cols=3, n=2, m=4, max_k=64)
+    for s, design, dep in ((other, "engine", depths), (spec, "os_engine", depths),
+                           (spec, "engine", {**depths, "out_depth": 5})):
+        with pytest.raises(VerifyError, match=r"^design_dir .* holds \(digest, design, depths\)"):
+            run_bench(s, design=design, bench="cocotb_engine", case={}, workdir=tmp_path / "w", design_dir=d, **dep)

@@ -34,13 +34,14 @@ def _phase(spec, x, gw, *, accumulate=0, runs=2):
     return img, phase, cycles
 
 
-def _run(spec, tmp_path, phases, img):
+def _run(spec, tmp_path, phases, img, design_dir=None):
     til = img.tiling
     case = {"phases": phases, "token_tiles": til.token_tiles, "ntiles": til.ntiles, "rows": spec.rows,
             "acc_width": spec.acc_width, "expected": img.expected.tolist(), "timeout_cycles": 100000}
     depths = {"act_depth": max(len(p["act"]) for p in phases), "wgt_depth": max(len(p["wgt"]) for p in phases),
               "out_depth": til.tiles * spec.cols}
-    return run_bench(spec, design="os_engine", bench="cocotb_os_engine", case=case, workdir=tmp_path, **depths)
+    return run_bench(spec, design="os_engine", bench="cocotb_os_engine", case=case, workdir=tmp_path,
+                     design_dir=design_dir, **depths)
 
 
 def _check_golden(img, x, golden):
@@ -203,3 +204,56 @@ def test_os_banked_output_memory_accumulates(tmp_path):
     _check_golden(full, x, gemm_nm_int(x, comp))
     result = _run(spec, tmp_path, phases, full)
     assert result["cycles"] == [p["expected_cycles"] for p in phases]
+
+
+# --------------------------------------------------------------------------- full-size arrays
+# Issue 12, part 2 (see tests/test_rtl_engine.py, FULL_SIZE_GRID): 16x16 and 32x32, dense
+# (1:1) and 2:4, two token tiles and two or more n-tiles, each with a partial last one, so every
+# row (token) and column (output) of the array computes; the 16x16 dense case has more groups
+# than the period bound 2 * cols - 1, the others fewer; the 16x16 2:4 case writes more than
+# OUT_BANK_WORDS output words (both banks). One run each, in Icarus, on designs emitted ahead
+# (``full_size_designs``, docs/verify.md).
+FULL_SIZE_GRID = [
+    # (rows, cols, n, m, layer, tokens, k, n_out)
+    pytest.param(16, 16, 1, 1, "layer3.attn.o", 20, 40, 20, id="16x16-1of1"),
+    pytest.param(32, 32, 1, 1, "layer3.attn.o", 40, 45, 40, id="32x32-1of1"),
+    pytest.param(16, 16, 2, 4, "layer0.ffn.up", 20, 50, 260, id="16x16-2of4-banked"),
+    pytest.param(32, 32, 2, 4, "layer0.ffn.up", 40, 70, 40, id="32x32-2of4"),
+]
+
+
+def os_full_size(rows, cols, n, m, layer, tokens, k, n_out):
+    """A full-size OS case prepared for ``full_size_designs``: spec, layout, phase, depths."""
+    from tests.test_rtl_engine import full_size_operands
+    spec, x, gw, golden = full_size_operands(rows, cols, n, m, layer, tokens, k, n_out)
+    img, phase, cycles = _phase(spec, x, gw, runs=1)
+    _check_golden(img, x, golden)
+    til = img.tiling
+    depths = {"act_depth": len(phase["act"]), "wgt_depth": len(phase["wgt"]), "out_depth": til.tiles * spec.cols}
+    return {"spec": spec, "img": img, "phase": phase, "cycles": cycles, "depths": depths}
+
+
+@pytest.fixture(scope="session")
+def full_size_designs(request, tmp_path_factory):
+    from tests.test_rtl_engine import prepare_full_size_designs
+    return prepare_full_size_designs(request, tmp_path_factory)
+
+
+@pytest.mark.parametrize("rows,cols,n,m,layer,tokens,k,n_out", FULL_SIZE_GRID)
+def test_os_full_size_array_matches_golden_and_cycles(request, full_size_designs, tmp_path, rows, cols, n, m, layer,
+                                                       tokens, k, n_out):
+    """A 16x16 or 32x32 output-stationary engine, dense (n == m == 1) or 2:4, on real pruned
+    MiniLM operands: bit-exact against the golden model and cycle-exact against
+    ``os_run_cycles``."""
+    from sparseforge.hwgen.engine import OUT_BANK_WORDS
+    prep, design_dir = full_size_designs[("os_engine", request.node.callspec.id)]
+    spec, img, cycles = prep["spec"], prep["img"], prep["cycles"]
+    til = img.tiling
+    assert tokens > rows and tokens % rows != 0, "the first token tile fills every row, the last is partial"
+    assert n_out > cols and n_out % cols != 0, "the first n-tile fills every column, the last is partial"
+    assert til.token_tiles >= 2 and til.ntiles >= 2
+    assert (til.groups > 2 * cols - 1) == ((rows, n) == (16, 1))
+    assert (til.tiles * cols > OUT_BANK_WORDS) == (n_out == 260)
+    result = _run(spec, tmp_path, [prep["phase"]], img, design_dir=design_dir.result())
+    assert result["outputs"]["mismatched_words"] == 0
+    assert result["cycles"] == [cycles]

@@ -259,7 +259,7 @@ def test_k_above_max_k():
         with pytest.raises(MappingError) as info:
             map_layer(spec, _layer(4, 257, 8, name="long"), sparsity)
         assert str(info.value) == ("layer long: K = 257 exceeds max_k = 256 (the accumulator is sized for "
-                                   "max_k products): raise max_k")
+                                   "max_k products): raise it, e.g. --set max_k=512 or max_k in the spec file")
     assert map_layer(spec, _layer(4, 256, 8), (2, 4)).ktiles == 4
 
 

@@ -17,8 +17,9 @@ from sparseforge.spec.base import Bound, Section, Text, field_types, show
 DATA = Path(__file__).parent / "data" / "spec"
 PRESETS = ("default", "dense-16x16", "sf-32x32", "tiny")
 ALLOWED = ("act_width, clock_mhz, clock_source, cols, dataflow, description, double_buffer, dram_bandwidth_gbps, "
-           "dram_latency_ns, e_dram_pj_per_byte, e_mac_pj, e_sram_pj_per_byte, input_buffer_kib, m, max_k, "
-           "n, name, output_buffer_kib, part, rows, weight_buffer_kib, weight_width; sections moe.*, spgemm.*, train.*")
+           "dram_latency_ns, e_dram_pj_per_byte, e_mac_pj, e_sram_pj_per_byte, fold_overlap, input_buffer_kib, "
+           "m, max_k, n, name, output_buffer_kib, part, rows, weight_buffer_kib, weight_width; "
+           "sections moe.*, spgemm.*, train.*")
 #: fields that name the spec or its target, not the hardware: outside the digest
 NOT_HARDWARE = ("name", "description", "part", "clock_source")
 # every hardware field but dataflow, which has a single allowed value
@@ -242,7 +243,8 @@ def test_digest_changes_with_every_hardware_field(field):
         assert ints
         for sub in ints:
             v = getattr(value, sub)
-            bumped = v * 2 if sub in ("table_entries", "banks") else v + 2
+            bumped = v * 2 if sub in ("table_entries", "banks", "cache_line_bytes") else v + 2
+            bumped = 1024 if sub == "cache_bytes" else bumped      # 0 (no cache) -> 4 sets of 4 x 64 B
             changed = base.replace(**{field: dataclasses.replace(value, **{sub: bumped})})
             assert changed.digest != base.digest, sub
         return
@@ -250,6 +252,8 @@ def test_digest_changes_with_every_hardware_field(field):
         changed = base.replace(n=1)
     elif field == "m":
         changed = base.replace(m=8)
+    elif field == "fold_overlap":
+        changed = base.replace(fold_overlap="none")
     else:
         changed = base.replace(**{field: new(value)})
     assert changed.digest != base.digest

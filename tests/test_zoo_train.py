@@ -142,3 +142,30 @@ def test_unknown_name_and_bad_sizes():
         get_training_network("bert_base", seq=1024)
     with pytest.raises(TypeError):
         get_training_network("vit_s16", seq=128)
+
+
+def test_one_zoo_for_inference_and_training(capsys):
+    """Every training network also simulates for inference (one zoo, the same GEMMs): its
+    inference network is the training network's forward pass at batch 1 (BERT-base's tokens
+    are its sequence length), and `simulate --net NAME` runs it from the CLI."""
+    import json
+
+    from sparseforge.cli.main import main
+    from sparseforge.models.zoo import NETWORKS, get_network
+
+    assert sorted(NETWORKS) == sorted(TRAINING_NETWORKS)
+    for name in NETWORKS:
+        if name == "minilm":
+            got, want = get_network(name, tokens=64), get_training_network(name, seq=64)
+        elif name == "bert_base":
+            got, want = get_network(name, tokens=64), get_training_network(name, seq=64)
+        else:
+            got, want = get_network(name, batch=2), get_training_network(name, batch=2)
+        assert [(x.name, x.tokens, x.k, x.n_out, x.prunable) for x in got.layers] == \
+               [(x.name, x.tokens, x.k, x.n_out, x.prunable) for x in want.layers], name
+    assert main(["simulate", "--net", "vgg16", "--batch", "2", "--set", "max_k=32768", "--sparsity", "dense",
+                 "--no-dense", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["totals"]["useful_macs"] == get_network("vgg16", batch=2).macs()
+    assert main(["simulate", "--net", "bert_base", "--tokens", "32", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["layers"]) == len(get_network("bert_base", tokens=32).layers)

@@ -46,6 +46,25 @@ Counting the cycle that samples ``start`` as well::
 
     os_run_cycles = (tiles - 1) * P + groups + rows + 2 * cols + 5
 
+**No fold overlap** (``spec.fold_overlap = "none"``, the array SCALE-Sim v3 models;
+docs/timing.md). The sequencers give up the overlap between tiles (SCALE-Sim's *folds*):
+
+- weight-stationary: the loader starts tile ``j`` only when ``rows + cols - 2`` cycles (the
+  fill and drain of SCALE-Sim's array) have passed since the streamer's last token of tile
+  ``j - 1``, and the streamer starts a tile only once its ``rows`` weight words are all
+  loaded: ``L_0 = 0``, ``S_j = L_j + rows``, ``L_j = S_{j-1} + T + rows + cols - 2``, so
+  tiles start ``T + 2 * rows + cols - 2`` cycles apart (:func:`fold_period`), SCALE-Sim's
+  cost of one fold;
+- output-stationary: the tile period becomes ``max(groups + rows + cols - 2, 2 * cols - 1)``
+  (SCALE-Sim's ``K + R + C - 2`` per fold; the result chain's bound only binds when
+  ``cols > rows + groups - 1``).
+
+Both only delay events the pipelined schedule already allows, so the RTL needs no other
+change. A run then takes ``tiles * period`` plus a fixed tail: the cycles the RTL's pipeline
+(start, memory read, 4-stage PEs, accumulator, ``done``; on the OS engine also the result
+chain's two cycles per column) adds over SCALE-Sim's one-cycle MACs: ``9`` cycles on the
+weight-stationary engine, ``cols + 7`` on the output-stationary one.
+
 **Run checks.** Both engines refuse, at ``start``, a run that does not fit the hardware
 (``hwgen.engine.ERRORS``): among them one with more products per output than the
 accumulator holds without overflow, :func:`acc_capacity`.
@@ -61,11 +80,14 @@ import numpy as np
 from sparseforge.spec import HardwareSpec
 
 __all__ = ["WS", "OS", "EngineModel", "Granules", "RunEvents", "WeightStationary", "OutputStationary", "ENGINES",
-           "engine_model", "word_widths", "os_word_widths", "stream_starts", "run_cycles", "os_tile_period",
-           "os_run_cycles", "acc_capacity", "START_CYCLES", "ACT_READ_CYCLES", "ACC_CYCLES", "DONE_CYCLES",
-           "OS_PE_LATENCY", "OS_WRITE_CYCLES"]
+           "engine_model", "word_widths", "os_word_widths", "stream_starts", "run_cycles", "fold_period",
+           "fold_tail_cycles", "os_tile_period", "os_run_cycles", "acc_capacity", "START_CYCLES", "ACT_READ_CYCLES",
+           "ACC_CYCLES", "DONE_CYCLES", "OS_PE_LATENCY", "OS_WRITE_CYCLES", "NO_OVERLAP"]
 
 WS, OS = "weight-stationary", "output-stationary"
+#: ``spec.fold_overlap`` of SCALE-Sim's array: no overlap of one fold's weight load, fill and
+#: drain with another fold (module docstring, "No fold overlap")
+NO_OVERLAP = "none"
 
 # ---------------------------------------------------------------- weight-stationary run
 START_CYCLES = 1      # the cycle in which ``start`` is sampled
@@ -101,12 +123,25 @@ def stream_starts(rows: int, cols: int, tokens: int, tiles: int) -> int:
     return s5 + ps * (tiles - 6)
 
 
+def fold_period(spec: HardwareSpec, tokens: int) -> int:
+    """Cycles between the starts of consecutive tiles (folds) of a weight-stationary run with
+    ``fold_overlap = "none"``: the weight load (``rows``), the ``tokens`` streamed, and the
+    fill and drain of SCALE-Sim's array (``rows + cols - 2``), i.e. ``T + 2R + C - 2``."""
+    return tokens + 2 * spec.rows + spec.cols - 2
+
+
 def run_cycles(spec: HardwareSpec, *, tokens: int, tiles: int) -> int:
     """Cycles of a weight-stationary run from the cycle in which ``start`` is high to the
     first cycle ``done`` is high, for ``tiles`` tiles of ``tokens`` tokens each."""
     if tokens < 1:
         raise ValueError(f"tokens must be >= 1, not {tokens}")
-    s_last = stream_starts(spec.rows, spec.cols, tokens, tiles)
+    if tiles < 1:
+        raise ValueError(f"tiles must be >= 1, not {tiles}")
+    if spec.fold_overlap == NO_OVERLAP:
+        # L_0 = 0, S_j = L_j + rows, L_j = S_{j-1} + tokens + rows + cols - 2
+        s_last = spec.rows + (tiles - 1) * fold_period(spec, tokens)
+    else:
+        s_last = stream_starts(spec.rows, spec.cols, tokens, tiles)
     last_issue = s_last + tokens - 1
     return START_CYCLES + last_issue + ACT_READ_CYCLES + spec.array_latency + ACC_CYCLES + DONE_CYCLES
 
@@ -120,7 +155,11 @@ OS_WRITE_CYCLES = 1
 
 
 def os_tile_period(spec: HardwareSpec, groups: int) -> int:
-    """Cycles between the starts of consecutive tiles of an output-stationary run."""
+    """Cycles between the starts of consecutive tiles of an output-stationary run: ``groups``
+    of issue, at least ``2 * cols - 1`` for the result chain; with ``fold_overlap = "none"``
+    also the fill and drain of SCALE-Sim's array, ``groups + rows + cols - 2``."""
+    if spec.fold_overlap == NO_OVERLAP:
+        return max(groups + spec.rows + spec.cols - 2, 2 * spec.cols - 1)
     return max(groups, 2 * spec.cols - 1)
 
 
@@ -134,6 +173,26 @@ def os_run_cycles(spec: HardwareSpec, *, token_tiles: int, ntiles: int, groups: 
     tiles = token_tiles * ntiles
     last_issue = (tiles - 1) * os_tile_period(spec, groups) + groups - 1
     return 1 + last_issue + 1 + OS_PE_LATENCY + spec.rows + 2 * (spec.cols - 1) + OS_WRITE_CYCLES + 1
+
+
+def fold_tail_cycles(spec: HardwareSpec, dataflow: str) -> int:
+    """Cycles a run with ``fold_overlap = "none"`` takes beyond ``tiles * period``: what the
+    RTL's pipeline adds over SCALE-Sim's array of one-cycle MACs, whose folds cost exactly
+    the period. Weight-stationary: the start cycle, the activation read, the input and PE
+    activation registers and the PE pipeline beyond SCALE-Sim's one cycle
+    (``array_latency - (rows + cols - 1)``), the sum register and ``done``: 9 cycles.
+    Output-stationary (period ``groups + rows + cols - 2``): the start cycle, the memory
+    read, the PE pipeline, the result chain's second cycle per column and the writer's
+    register and ``done``: ``cols + 7`` cycles. Exact: ``run_cycles`` and ``os_run_cycles``
+    equal ``tiles * period + tail`` (tests/test_scalesim_mode.py)."""
+    if dataflow == WS:
+        return START_CYCLES + ACT_READ_CYCLES + spec.array_latency - (spec.rows + spec.cols - 1) + ACC_CYCLES \
+            + DONE_CYCLES
+    if dataflow == OS:
+        # os_run_cycles - tiles * (G + R + C - 2)
+        #   = 1 + (G - 1) + 1 + OS_PE_LATENCY + R + 2 * (C - 1) + OS_WRITE_CYCLES + 1 - (G + R + C - 2)
+        return OS_PE_LATENCY + spec.cols + OS_WRITE_CYCLES + 2
+    raise ValueError(f"dataflow = {dataflow!r} has no engine: choose one of {WS}, {OS}")
 
 
 def acc_capacity(spec: HardwareSpec) -> int:

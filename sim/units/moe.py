@@ -44,7 +44,10 @@ def reorder_timeline(load_cycles: np.ndarray, compute_cycles: np.ndarray, *, buf
     """The expert scheduler's cycles, from its RTL mechanism (``hwgen.moe.ExpertScheduler``).
 
     All decisions are registered: a condition seen in cycle ``c`` acts in cycle ``c + 1``.
-    With ``L_i``/``C_i`` the cycles from a load request / compute start to its done::
+    With ``L_i``/``C_i`` the cycles from a load request / compute start to its done (``L_i``
+    is the DRAM latency plus the expert's bytes, at ``moe.expert_weight_width``, over the
+    bandwidth: :func:`dataflow.moe.map_experts`; the scheduler itself only waits for the
+    loader, so it does not depend on the width)::
 
         load_req_i   = max(1, load_done_{i-1} + 1, comp_done_{i-B} + 1) + 1
                        (loader idle, and buffer i mod B freed by expert i - B)

@@ -29,8 +29,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "same layers run dense on the same array for comparison.")
     options.add_hw_options(p)
     p.add_argument("--net",
-                   help="network: minilm (the default) or resnet50; with --train also resnet18, vgg16, mobilenetv2, "
-                        "vit_s16, bert_base; m3vit-small / m3vit-tiny simulate MoE multi-task inference")
+                   help="network: minilm (the default), bert_base (--tokens), resnet50, resnet18, vgg16, "
+                        "mobilenetv2, vit_s16 (--batch), for inference and with --train; m3vit-small / m3vit-tiny "
+                        "simulate MoE multi-task inference")
     p.add_argument("--onnx", metavar="FILE.onnx",
                    help="simulate the GEMMs (Conv, Gemm, MatMul) of your own ONNX model instead of --net")
     p.add_argument("--input-shape", action="append", metavar="NAME=d0,d1,...",

@@ -3,6 +3,7 @@
     sparseforge spgemm --a mdual --dataflow all
     sparseforge spgemm --a illc1850 --b illc1850.T --dataflow rowwise-hash --set spgemm.smash=v1
     sparseforge spgemm --a minilm-ffn-down --b minilm-gelu-acts --dataflow all --json
+    sparseforge spgemm --a 4elt --hw smash-piuma --set spgemm.cache_bytes=65536
 
 ``--a``/``--b``: a MatrixMarket file, a ``scipy.sparse.save_npz`` file, a METIS graph file or
 a built-in name (``NAME.T`` transposes). B defaults to A. The functional result of every
@@ -26,8 +27,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("spgemm", help="simulate sparse x sparse C = A x B: inner, outer, row-wise, SMASH hashing",
                        description="Simulate C = A x B on the [spgemm] scratchpad machine with one dataflow or "
                                    "all of them: cycles, scratchpad accesses, hash probes and collisions, atomic "
-                                   "and bank conflicts, DRAM traffic (A, B, C, partial products), energy and "
-                                   "speedups. Every dataflow's functional result is checked against SciPy.")
+                                   "and bank conflicts, DRAM traffic (A, B, C, partial products), B cache hits, misses and "
+                                   "hit rate (with spgemm.cache_bytes > 0), energy and speedups. Every "
+                                   "dataflow's functional result is checked against SciPy.")
     options.add_hw_options(p)
     p.add_argument("--a", required=True, metavar="MATRIX",
                    help="left operand: .mtx, .npz (save_npz), .graph (METIS) or a built-in name")

@@ -33,6 +33,10 @@ __all__ = ["SpecError", "HardwareSpec", "SpgemmSpec", "MoeSpec", "TrainSpec", "l
 
 
 DATAFLOWS = ("weight-stationary", "output-stationary", "switchable")
+#: how the engines overlap consecutive tiles (folds): ``pipelined`` (double-buffered weights
+#: loaded under the previous tile, results drained under the next), or ``none`` (SCALE-Sim's
+#: array: every fold pays its weight load, fill and drain; docs/timing.md)
+FOLD_OVERLAPS = ("pipelined", "none")
 
 #: The FPGA parts a spec may target (``part``): the devices whose capacities
 #: ``sparseforge.hwgen.parts`` holds, in its table order. This is the one list of their names;
@@ -83,6 +87,7 @@ class HardwareSpec:
     weight_width: int = 8
     max_k: int = 16384
     dataflow: str = "weight-stationary"
+    fold_overlap: str = "pipelined"
     clock_mhz: float = 200.0
     # -- target: the part the clock is checked against, and why the clock is what it is
     part: str = "LFE5U-85F"
@@ -118,6 +123,8 @@ class HardwareSpec:
         "max_k": Bound(1, 1 << 60, note="and acc_width <= 64 bits",
                        why="the accumulator is sized for max_k products and has at most 64 bits"),
         "dataflow": Text(choices=DATAFLOWS, why="the two engines, or the faster one per GEMM"),
+        "fold_overlap": Text(choices=FOLD_OVERLAPS,
+                             why="the engines' tile overlap, or none as in SCALE-Sim's array (docs/timing.md)"),
         "clock_mhz": Bound(1, 5000, "MHz", why="1 MHz (slow FPGA designs) to 5 GHz (the fastest CPUs)"),
         "part": Text(choices=FPGA_PARTS + (NO_PART,),
                      why="the FPGA parts whose capacities the project holds (hwgen/parts.py), or none for a "

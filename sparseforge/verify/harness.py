@@ -235,20 +235,31 @@ def _wave_file(simulator: str, build_dir: Path, top: str) -> Path:
 
 
 def run_bench(spec, *, design: str, bench: str, case: dict[str, Any], workdir: Path,
-              simulator: str | None = None, **depths: int) -> dict[str, Any]:
+              simulator: str | None = None, design_dir: Path | None = None, **depths: int) -> dict[str, Any]:
     """Emit ``design`` for ``spec`` into ``workdir``, run bench ``bench`` (a name of
     :data:`BENCHES`) on it with ``case`` (JSON) and return what the bench wrote as its
     result. ``simulator``: ``icarus`` (default; the environment variable ``SF_SIMULATOR``
-    picks another) or ``verilator``. A failing bench fails the calling test (the cocotb runner
-    exits with status 1 under pytest)."""
+    picks another) or ``verilator``. ``design_dir``: a folder ``emit_design`` already wrote
+    for this spec, design and depths (the full-size tests emit them ahead, two at a time),
+    used instead of emitting; its manifest must name the same spec digest, design and depths. A
+    failing bench fails the calling test (the cocotb runner exits with status 1 under pytest)."""
     simulator = simulator or os.environ.get("SF_SIMULATOR") or "icarus"
     require_simulator(simulator)
     from sparseforge.hwgen.emit import emit_design
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    ddir = emit_design(spec, design=design, out_root=workdir, name="dut", **depths)
+    if design_dir is None:
+        ddir = emit_design(spec, design=design, out_root=workdir, name="dut", **depths)
+    else:
+        ddir = Path(design_dir)
     manifest = json.loads((ddir / "manifest.json").read_text())
+    if design_dir is not None:
+        params = manifest.get("params", {})
+        got = (manifest.get("digest"), manifest.get("kind"), {k: params.get(k) for k in depths})
+        if got != (spec.digest, design, depths):
+            raise VerifyError(f"design_dir {ddir} holds (digest, design, depths) {got}, not "
+                              f"{(spec.digest, design, depths)}", param="design_dir")
     case_file = workdir / "case.json"
     result_file = workdir / "result.json"
     case_file.write_text(json.dumps({**case, "spec": spec.to_dict()}))
