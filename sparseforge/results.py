@@ -290,8 +290,8 @@ class SimulationResult(_Result):
         if self.functional is not None:
             f = self.functional
             lines.append(f"functional check: {f['layers_bit_exact']}/{f['layers']} layers of the real pruned int8 "
-                         f"MiniLM bit-exact through the tiled datapath; sentence-embedding cosine to the dense "
-                         f"float model {f['cosine_to_dense']:.3f} ({self.sparsity}: "
+                         f"MiniLM bit-exact through the tiled datapath; on the {f['tokens']} tokens run, "
+                         f"sentence-embedding cosine to the dense float model {f['cosine_to_dense']:.3f} ({self.sparsity}: "
                          f"{f.get('pruning', 'one-shot magnitude pruning')}, no fine-tuning)")
             if f.get("quality"):
                 q = f["quality"]

@@ -316,9 +316,16 @@ DRIVER = textwrap.dedent("""
 """)
 
 
+def _default_sigint() -> None:
+    """In the child before exec: Ctrl-C as a terminal delivers it. A test runner started in the
+    background of a non-interactive shell inherits SIGINT ignored, and Python then installs no
+    KeyboardInterrupt handler, so the SIGINT cases would test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(out: Path, stage: str, wait_s: float, fallback: bool = False, sets=("weight_width=4",)):
     return subprocess.Popen([sys.executable, "-c", DRIVER, str(out), stage, str(wait_s), "1" if fallback else "0",
-                             *sets], stderr=subprocess.PIPE)
+                             *sets], stderr=subprocess.PIPE, preexec_fn=_default_sigint)
 
 
 def _wait_reached(proc: subprocess.Popen, out: Path, stage: str) -> None:
