@@ -14,57 +14,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparseforge.dataflow.layout import grouped_dense, grouped_sparse, memory_image, os_memory_image
+from sparseforge.dataflow.layout import grouped_dense, grouped_sparse
 from sparseforge.models.golden import gemm_dense_int, gemm_nm_int
 from sparseforge.models.prune import compress
 from sparseforge.sim.units.engine import fold_period, fold_tail_cycles, os_run_cycles, os_tile_period, run_cycles
 from sparseforge.spec import HardwareSpec
 from sparseforge.verify.harness import run_bench
+from tests.test_rtl_engine import _case as _ws_case  # the grids' case builders
+from tests.test_rtl_engine import _real_operands
+from tests.test_rtl_os import _check_golden, _phase, _run
 
 pytestmark = [pytest.mark.rtl, pytest.mark.minilm]
 
 
-# The case builders of tests/test_rtl_engine.py and tests/test_rtl_os.py, kept here so that this
-# file does not depend on those files' private helpers.
-def _real_operands(n: int, m: int, layer: str, *, tokens: int, k: int, n_out: int):
-    """``[tokens, k]`` activations and ``[n_out, k]`` weights sliced out of a real pruned layer."""
-    from tests.pruned_minilm import best_pruned_minilm
-    try:
-        model = best_pruned_minilm(min(n, m), m)
-    except FileNotFoundError as exc:  # the weights package is missing on this machine
-        pytest.skip(str(exc))
-    lay = model.layer(layer)
-    return lay.x_q[:tokens, :k].astype(np.int64), lay.w_q[:n_out, :k].astype(np.int64)
-
-
-def _ws_case(spec: HardwareSpec, x, gw, golden):
-    img = memory_image(spec, x, gw)
-    til = img.tiling
-    assert np.array_equal(img.expected.transpose(1, 0, 2).reshape(x.shape[0], -1)[:, : golden.shape[1]], golden)
-    expected = run_cycles(spec, tokens=til.tokens, tiles=til.tiles)
-    case = {"act": [f"{w:x}" for w in img.act], "wgt": [f"{w:x}" for w in img.wgt], "tokens": til.tokens,
-            "ktiles": til.ktiles, "ntiles": til.ntiles, "cols": spec.cols, "acc_width": spec.acc_width,
-            "expected": img.expected.tolist(), "expected_cycles": expected, "timeout_cycles": 10 * expected + 100,
-            "runs": 2}
-    depths = {"act_depth": len(img.act), "wgt_depth": max(len(img.wgt), spec.rows),
-              "out_depth": til.ntiles * til.tokens}
-    return case, depths, expected
 
 
 def _os_run(spec: HardwareSpec, tmp_path, x, gw, golden):
     """Run the OS engine twice on the GEMM; the image, the model's cycles and the measured ones."""
-    img = os_memory_image(spec, x, gw)
-    til = img.tiling
-    got = img.expected.transpose(0, 3, 1, 2).reshape(til.token_tiles * img.expected.shape[3], -1)
-    assert np.array_equal(got[: x.shape[0], : golden.shape[1]], golden)
-    cycles = os_run_cycles(spec, token_tiles=til.token_tiles, ntiles=til.ntiles, groups=til.groups)
-    phase = {"act": [f"{a:x}" for a in img.act], "wgt": [f"{b:x}" for b in img.wgt], "groups": til.groups,
-             "accumulate": 0, "runs": 2}
-    case = {"phases": [phase], "token_tiles": til.token_tiles, "ntiles": til.ntiles, "rows": spec.rows,
-            "acc_width": spec.acc_width, "expected": img.expected.tolist(), "timeout_cycles": 100000}
-    result = run_bench(spec, design="os_engine", bench="cocotb_os_engine", case=case, workdir=tmp_path,
-                       act_depth=len(phase["act"]), wgt_depth=len(phase["wgt"]), out_depth=til.tiles * spec.cols)
-    return img, cycles, result
+    img, phase, cycles = _phase(spec, x, gw)
+    _check_golden(img, x, golden)
+    return img, cycles, _run(spec, tmp_path, [phase], img)
 
 
 def _spec(rows, cols, n, m):

@@ -4,7 +4,6 @@ spec fields that configure it (see docs/spgemm.md, "The B cache")."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 
@@ -14,6 +13,7 @@ import scipy.sparse as sp
 
 from sparseforge.dataflow.spgemm import functional_spgemm
 from sparseforge.models.matrices import golden_spgemm, load_matrix
+from tests.test_spgemm import _cli  # the spgemm command with its one-line errors
 from sparseforge.sim.spgemm import ALL_VARIANTS, b_fetch_lines, compare_dataflows, simulate_spgemm
 from sparseforge.sim.units.cache import lru_hits, scan_hits
 from sparseforge.spec import HardwareSpec, SpecError, load_spec
@@ -269,19 +269,6 @@ def test_presets():
     assert s.cache_line_bytes % s.dram_access_bytes == 0
 
 
-def _cli(argv: list[str]) -> int:
-    from sparseforge.cli import spgemm as cli_spgemm
-    from sparseforge.cli.kit import UserError
-
-    ap = argparse.ArgumentParser(prog="sparseforge")
-    sub = ap.add_subparsers(dest="command", required=True)
-    cli_spgemm.register(sub)
-    args = ap.parse_args(argv)
-    try:
-        return args.func(args)
-    except (UserError, SpecError) as exc:
-        print(f"sparseforge: error: {exc}")
-        return 2
 
 
 def test_cli_reports_hits_misses_and_rate(capsys, tmp_path):

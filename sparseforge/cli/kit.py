@@ -11,7 +11,7 @@ from ..api import UserError
 from ..errors import InputError
 from ..fileio import os_reason, write_atomic
 
-__all__ = ["UserError", "progress", "write_atomic", "command", "cli_message", "os_message", "OPTION_NAMES"]
+__all__ = ["UserError", "progress", "write_atomic", "command", "cli_message", "os_message", "read_prose", "OPTION_NAMES"]
 
 #: API arguments whose command-line option is not ``--`` + the name with '-' for '_'
 OPTION_NAMES = {"input_shapes": "--input-shape", "freq_mhz": "--freq"}
@@ -20,6 +20,22 @@ OPTION_NAMES = {"input_shapes": "--input-shape", "freq_mhz": "--freq"}
 def progress(msg: str) -> None:
     """One progress line on stderr (stdout stays clean for reports and JSON)."""
     print(f"[sparseforge] {msg}", file=sys.stderr, flush=True)
+
+
+def read_prose(path: str, option: str) -> str:
+    """The UTF-8 prose of ``option FILE`` (``--text``, ``--calib-text``): unreadable, not UTF-8
+    or empty files are refused in one line naming the option and the file."""
+    try:
+        data = open(path, "rb").read()
+    except OSError as exc:
+        raise UserError(f"{option} {path!r} cannot be read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{option} {path!r} is not UTF-8 text (byte {exc.start}): give a text file") from None
+    if not text.strip():
+        raise UserError(f"{option} {path!r} is empty: give a file with some prose")
+    return text
 
 
 def cli_message(exc: InputError) -> str:

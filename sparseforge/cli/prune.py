@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from .. import api
-from .kit import UserError, command, progress
+from .kit import UserError, command, progress, read_prose
 
 __all__ = ["register", "cmd_prune"]
 
@@ -46,28 +46,13 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def _read_text(path: str) -> str:
-    """``--calib-text FILE``: UTF-8 prose."""
-    try:
-        data = open(path, "rb").read()
-    except OSError as exc:
-        raise UserError(f"--calib-text {path!r} cannot be read: {exc.strerror}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"--calib-text {path!r} is not UTF-8 text (byte {exc.start}): give a text file") from None
-    if not text.strip():
-        raise UserError(f"--calib-text {path!r} is empty: give a file with some prose")
-    return text
-
-
 def _quiet(msg: str) -> None:
     pass
 
 
 @command
 def cmd_prune(args: argparse.Namespace) -> int:
-    text = _read_text(args.calib_text) if args.calib_text else None
+    text = read_prose(args.calib_text, "--calib-text") if args.calib_text else None
     try:
         result = api.prune(args.net, args.sparsity, args.method, calib=args.calib, recover=args.recover == "refit",
                            text=text, cache=not args.no_cache, output=args.output,

@@ -16,7 +16,7 @@ import argparse
 
 from .. import api
 from . import moe, options
-from .kit import UserError, command, progress
+from .kit import UserError, command, progress, read_prose
 
 __all__ = ["register", "cmd_simulate"]
 
@@ -88,21 +88,6 @@ def _input_shapes(items: list[str] | None) -> dict[str, list[int]] | None:
     return shapes or None
 
 
-def _read_text(path: str) -> str:
-    """``--text FILE``: UTF-8 prose."""
-    try:
-        data = open(path, "rb").read()
-    except OSError as exc:
-        raise UserError(f"--text {path!r} cannot be read: {exc.strerror}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"--text {path!r} is not UTF-8 text (byte {exc.start}): give a text file") from None
-    if not text.strip():
-        raise UserError(f"--text {path!r} is empty: give a file with some prose")
-    return text
-
-
 @command
 def cmd_simulate(args: argparse.Namespace) -> int:
     # inference draws an HTML report (pictures too); training and MoE write .json/.csv/.txt
@@ -131,7 +116,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise UserError("--weights and --text are used by --functional: add --functional")
     if args.calib is not None and not args.functional:
         raise UserError(f"--calib {args.calib} is used by --functional (the calibration of --prune): add --functional")
-    text = _read_text(args.text) if args.text else None
+    text = read_prose(args.text, "--text") if args.text else None
     result = api.simulate(spec, args.net, onnx=args.onnx, input_shapes=shapes, sparsity=sparsity,
                           tokens=args.tokens, batch=args.batch, dense=not args.no_dense,
                           functional=args.functional, text=text, weights=args.weights,
