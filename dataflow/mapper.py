@@ -22,6 +22,16 @@ For each layer the mapper decides
   per token block unless one weight block holds them all) or weights outer (the reverse),
   whichever moves fewer DRAM bytes.
 
+**Which layers are sparse** is decided once per network by
+:func:`sparseforge.models.network.sparsity_plan` (the layer's own masks, the default rule that
+keeps the stem, depthwise convs and short reductions dense, ``--dense-layers``):
+:func:`map_network` maps each layer with its plan entry and records why (``reason``). A
+layer's mode, useful MACs and cycles always agree: a layer runs ``"sparse"`` exactly when it
+has a pattern whose zeros the PEs skip (:func:`dataflow.layout.group_size` > ``spec.n``), and
+only then are its useful MACs ``n/m`` of its MACs. A pattern the PEs cannot exploit at all
+(e.g. 4:8 weights on 2:4 PEs, or any pattern on a dense array) runs dense: the same mapping,
+cycles and useful MACs as the dense layer, its reason saying why.
+
 Each (token block, weight block, k-block) is one *run* of the engine. The engine's cycle
 model (:mod:`sim.units.engine`, chosen by ``spec.dataflow``) times runs exactly as the RTL
 executes them; ``"switchable"`` maps each layer both ways and keeps the one whose layer runs
@@ -42,12 +52,12 @@ its N:M groups along its own reduction); their mode is ``"packed"``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from sparseforge.errors import InputError
-from sparseforge.models.network import GemmLayer, Network
+from sparseforge.models.network import GemmLayer, LayerSparsity, Network, sparsity_plan
 from sparseforge.sim.units.engine import OS, WS, EngineModel, engine_model
 from sparseforge.sim.units.memory import memory_timeline
 from sparseforge.spec import HardwareSpec
@@ -55,7 +65,7 @@ from sparseforge.spec import HardwareSpec
 from .layout import group_size, packed_group_size
 
 __all__ = ["MappingError", "LayerMapping", "Plan", "map_layer", "map_network", "plan", "plan_cost", "word_bytes",
-           "check_sparsity", "run_compute_cycles", "layer_cycles", "packing", "Packing"]
+           "check_sparsity", "run_compute_cycles", "layer_cycles", "packing", "Packing", "network_plan"]
 
 
 class MappingError(InputError):
@@ -120,6 +130,9 @@ class LayerMapping:
     # groups of a grouped/depthwise conv packed into one block-diagonal GEMM (1: not packed);
     # tiles, blocks and runs are those of the ``layer.count // pack`` packed GEMMs
     pack: int = 1
+    # why the layer runs ``sparsity`` (a key of models.network.REASONS, plus a note when the
+    # PEs cannot exploit the pattern it was given)
+    reason: str = ""
 
     @property
     def runs(self) -> int:
@@ -326,22 +339,37 @@ _PIECES = {
 _BUFFERS = {"act": "input_buffer_kib", "wgt": "weight_buffer_kib", "out": "output_buffer_kib"}
 
 
-def map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None) -> LayerMapping:
+def map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] | None, *,
+              reason: str | None = None) -> LayerMapping:
     """Map one layer with the spec's dataflow: weight-stationary (the default),
     output-stationary, or ``switchable``: both, keeping the one whose layer runs in fewer
     cycles alone (:func:`layer_cycles`; ties keep weight-stationary), or the only one that
-    fits the buffers."""
+    fits the buffers. A prunable layer runs ``sparsity`` unless the PEs cannot exploit it
+    (then dense, see the module docstring); ``reason`` (default ``"sparsity"``, or
+    ``"dense run"``/``"no weights"``) is recorded with the mapping."""
     if spec.dataflow != "switchable":
-        return _map_layer(spec, layer, sparsity, spec.dataflow)
-    fits, errors = [], []
-    for dataflow in (WS, OS):
-        try:
-            fits.append(_map_layer(spec, layer, sparsity, dataflow))
-        except MappingError as e:
-            errors.append(e)
-    if not fits:
-        raise errors[0] from None
-    return min(fits, key=lambda mp: layer_cycles(spec, mp))
+        mp = _map_layer(spec, layer, sparsity, spec.dataflow)
+    else:
+        fits, errors = [], []
+        for dataflow in (WS, OS):
+            try:
+                fits.append(_map_layer(spec, layer, sparsity, dataflow))
+            except MappingError as e:
+                errors.append(e)
+        if not fits:
+            raise errors[0] from None
+        mp = min(fits, key=lambda mp: layer_cycles(spec, mp))
+    return replace(mp, reason=_reason(spec, layer, sparsity, mp, reason))
+
+
+def _reason(spec: HardwareSpec, layer: GemmLayer, asked: tuple[int, int] | None, mp: LayerMapping,
+            reason: str | None) -> str:
+    if reason is None:
+        reason = "no weights" if layer.kind == "attention" else \
+            "dense run" if asked is None or asked[0] == asked[1] else "sparsity" if layer.prunable else "no weights"
+    if layer.prunable and asked is not None and asked[0] < asked[1] and mp.sparsity is None:
+        reason += f" ({asked[0]}:{asked[1]} unsupported by the {spec.n}:{spec.m} PEs: runs dense)"
+    return reason
 
 
 def check_layers(spec: HardwareSpec, layers: "list[tuple[GemmLayer, tuple[int, int] | None]]") -> None:
@@ -416,6 +444,8 @@ def _check_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int]
     """The checks of one layer's mapping: its geometry (of the packed GEMM where the layer is
     packed), the largest k-block, its sparsity, its packing."""
     sparsity = check_sparsity(spec, sparsity) if layer.prunable else None
+    if sparsity is not None and group_size(spec, sparsity) <= spec.n:
+        sparsity = None             # the PEs cannot skip any of its zeros: the layer runs dense
     if layer.k > spec.max_k:
         raise MappingError(f"layer {layer.name}: K = {layer.k} exceeds max_k = {spec.max_k} "
                            "(the accumulator is sized for max_k products): raise it, e.g. "
@@ -471,7 +501,30 @@ def _map_layer(spec: HardwareSpec, layer: GemmLayer, sparsity: tuple[int, int] |
     )
 
 
-def map_network(spec: HardwareSpec, network: Network, sparsity: tuple[int, int] | None) -> list[LayerMapping]:
-    """Map every layer; prunable layers get ``sparsity`` (``None``: all dense)."""
+def network_plan(spec: HardwareSpec, network: Network, sparsity: tuple[int, int] | None,
+                 plan: "tuple[LayerSparsity, ...] | None" = None) -> tuple[LayerSparsity, ...]:
+    """The checked per-layer plan of a run: ``plan`` (one entry per layer) or, without one,
+    :func:`sparseforge.models.network.sparsity_plan` of the run's ``sparsity`` with the default
+    rule. Every pattern is checked (:func:`check_sparsity`)."""
     sparsity = check_sparsity(spec, sparsity)
-    return [map_layer(spec, layer, sparsity) for layer in network.layers]
+    if plan is None:
+        plan = sparsity_plan(network, sparsity)
+    plan = tuple(plan)
+    if len(plan) != len(network.layers):
+        raise MappingError(f"plan of {len(plan)} entries is not allowed for network {network.name!r} of "
+                           f"{len(network.layers)} layers: give one per layer")
+    for layer, ls in zip(network.layers, plan):
+        if ls.pattern is not None:
+            try:
+                check_sparsity(spec, ls.pattern)
+            except MappingError as exc:
+                raise MappingError(f"layer {layer.name}: {exc}") from None
+    return plan
+
+
+def map_network(spec: HardwareSpec, network: Network, sparsity: tuple[int, int] | None,
+                plan: "tuple[LayerSparsity, ...] | None" = None) -> list[LayerMapping]:
+    """Map every layer as the run's plan says (:func:`network_plan`: by default the rule of
+    :func:`sparseforge.models.network.sparsity_plan` at ``sparsity``; ``None``: all dense)."""
+    plan = network_plan(spec, network, sparsity, plan)
+    return [map_layer(spec, layer, ls.pattern, reason=ls.reason) for layer, ls in zip(network.layers, plan)]

@@ -33,15 +33,23 @@ with a one-line message.
 
 from __future__ import annotations
 
+import functools
+import gzip
+import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import re
+import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sparseforge import cache as diskcache
 from sparseforge.errors import InputError
+from sparseforge.progress import progress_task
 from sparseforge.spec import HardwareSpec
 
 from . import handoff, outdir
@@ -391,9 +399,45 @@ def _keep_synth(target: Path, new_rtl: str, spec: HardwareSpec, top: str) -> boo
 
 
 # ----------------------------------------------------------------------------- emit
+#: the packages and modules whose source decides the emitted Verilog
+_GENERATOR_SOURCES = ("sparseforge.hwgen", "sparseforge.sim.units", "sparseforge.dataflow.layout", "sparseforge.spec")
+
+
+@functools.lru_cache(maxsize=1)
+def generator_fingerprint() -> str:
+    """SHA-256 (16 hex digits) over the source of every module the RTL generators read: the
+    generators, the units' constants, the memory layout and the spec. Editing any of them
+    invalidates the cached Verilog."""
+    h = hashlib.sha256()
+    for mod in _GENERATOR_SOURCES:
+        found = importlib.util.find_spec(mod)
+        if found is None or found.origin is None:
+            h.update(f"{mod}: missing".encode())
+            continue
+        origin = Path(found.origin)
+        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+        for f in files:
+            h.update(f"{mod}/{f.relative_to(origin.parent).as_posix()}".encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def _tool_versions() -> dict[str, str | None]:
+    import importlib.metadata
+
+    out: dict[str, str | None] = {}
+    for dist in ("sparseforge", "amaranth"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
 def emit_design(spec: HardwareSpec, *, design: str = "engine", out_root: Path | str = "rtl_out",
                 name: str | None = None, replace: bool = False, lock_timeout_s: float = LOCK_TIMEOUT_S,
-                progress: Any = None, part: str | None = None, **params: Any) -> Path:
+                progress: Any = None, part: str | None = None, cache: bool = False, **params: Any) -> Path:
     """Generate ``design`` for ``spec`` and write ``<out_root>/<name>/{<top>.v, manifest.json}``
     and the FPGA hand-off (:func:`sparseforge.hwgen.handoff.bundle`) for the spec's ``part``
     (``part``: a :mod:`~sparseforge.hwgen.parts` name or board that replaces it; the digest
@@ -403,8 +447,11 @@ def emit_design(spec: HardwareSpec, *, design: str = "engine", out_root: Path | 
     ``replace``; synthesis results are kept only for identical Verilog; the folder is
     replaced in one step under a lock (waiting up to ``lock_timeout_s``); designs over
     :data:`COST_LIMITS` are refused before elaboration. ``progress`` (a function taking one
-    line) is told when the checks have passed and the elaboration starts. Raises
-    :class:`EmitError`."""
+    line, or a :mod:`sparseforge.progress` reporter) is told when the checks have passed and
+    the elaboration starts. With ``cache``, the Verilog (and the ports the manifest lists) is
+    read from the disk cache (:mod:`sparseforge.cache`) when it holds this spec digest, design,
+    parameters, generator source (:func:`generator_fingerprint`) and Amaranth version, and
+    stored there after a conversion. Raises :class:`EmitError`."""
     if not isinstance(spec, HardwareSpec):
         raise TypeError(f"spec must be a HardwareSpec, not {spec!r}")
     if design not in DESIGNS:
@@ -419,20 +466,43 @@ def emit_design(spec: HardwareSpec, *, design: str = "engine", out_root: Path | 
     fpga = handoff.resolve_part(spec)
     check_cost(spec, design, **params)
     _existing(target, spec, design, replace, None)  # fail fast, before the elaboration
-    if progress is not None:
-        progress(f"generating {design} for {spec.name} [{spec.digest}] (Amaranth -> Verilog)")
-
-    from amaranth.back import verilog
-
-    component = build_component(spec, design, **params)
     top = f"sf_{design}"
-    text = verilog.convert(component, name=top, emit_src=False)
-    finish = getattr(component, "finish_verilog", None)   # e.g. the AXI wrappers' Vivado attributes
-    files = {f"{top}.v": (finish(text, top) if finish else text).encode()}
+    t0 = time.monotonic()
+    key = diskcache.make_key("verilog", {"digest": spec.digest, "design": design, "params": _jsonable(params),
+                                         "code": generator_fingerprint(), "versions": _tool_versions()})
+    entry = diskcache.lookup("verilog", key, (f"{top}.v.gz", "component.json")) if cache else None
+    try:
+        cached = None if entry is None else (gzip.decompress(entry.read(f"{top}.v.gz")),
+                                             json.loads(entry.read("component.json")))
+    except (OSError, EOFError, ValueError, zlib.error):
+        cached = None                                     # a damaged entry is a miss
+    if cached is not None:
+        text_bytes, comp = cached
+        ports, (clock, reset, active_low), new_params = comp["ports"], comp["clocking"], comp["params"]
+        if progress is not None:
+            progress(diskcache.saved_line(f"{design} Verilog", entry, time.monotonic() - t0))
+    else:
+        if progress is not None:
+            progress(f"generating {design} for {spec.name} [{spec.digest}] (Amaranth -> Verilog)")
+        with progress_task(progress, f"{design}: Amaranth -> Verilog", total=2, unit="steps") as bar:
+            from amaranth.back import verilog
+
+            component = build_component(spec, design, **params)
+            bar.advance(1, "elaborated; converting (the longest step)")
+            text = verilog.convert(component, name=top, emit_src=False)
+            finish = getattr(component, "finish_verilog", None)   # e.g. the AXI wrappers' Vivado attributes
+            text_bytes = (finish(text, top) if finish else text).encode()
+            bar.advance(1, "converted")
+        ports = _ports(component)
+        clock, reset, active_low = _clocking(component)
+        new_params = _jsonable(getattr(component, "params", {}))
+        if cache:
+            comp = {"ports": ports, "clocking": [clock, reset, active_low], "params": new_params}
+            diskcache.store("verilog", key, {f"{top}.v.gz": gzip.compress(text_bytes, 6),
+                                             "component.json": json.dumps(comp).encode()},
+                            {"seconds": round(time.monotonic() - t0, 3), "design": design, "spec": spec.name})
+    files = {f"{top}.v": text_bytes}
     rtl = outdir.rtl_sha256(files.items())
-    ports = _ports(component)
-    clock, reset, active_low = _clocking(component)
-    new_params = _jsonable(getattr(component, "params", {}))
     bundled, record = handoff.bundle(spec, kind=design, name=name, top=top, sources=list(files), clock=clock,
                                      part=fpga)
     manifest = {

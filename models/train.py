@@ -60,9 +60,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
+
+from sparseforge.progress import progress_task
 
 from . import datafiles
 from .prune import nm_mask
@@ -505,12 +507,13 @@ def _accuracy(cfg, layers, params, biases, x, y, *, chunk: int = 1000) -> float:
 
 def train(config: TrainConfig | None = None, *,
           callback: Callable[[int, tuple[LayerOperands, ...]], None] | None = None,
-          **overrides) -> TrainResult:
+          progress: Any = None, **overrides) -> TrainResult:
     """Train ``config`` (or ``TrainConfig(**overrides)``; both: ``config`` updated with
     ``overrides``) and evaluate the resulting (masked) network.
 
     ``callback(step, operands)`` is called after every step's forward and backward pass,
-    before the update, with the step's :class:`LayerOperands` of every layer.
+    before the update, with the step's :class:`LayerOperands` of every layer. ``progress``
+    (:mod:`sparseforge.progress`) follows the steps, with the epoch and its running loss.
 
     Raises:
         ValueError: an invalid configuration.
@@ -521,10 +524,10 @@ def train(config: TrainConfig | None = None, *,
     else:
         cfg = TrainConfig(**{**config.__dict__, **overrides}) if overrides else config
     with _one_blas_thread():
-        return _train(cfg, callback)
+        return _train(cfg, callback, progress)
 
 
-def _train(cfg: TrainConfig, callback) -> TrainResult:
+def _train(cfg: TrainConfig, callback, progress: Any = None) -> TrainResult:
     start = time.perf_counter()
     x_tr, y_tr, x_te, y_te = mnist_split(n_train=cfg.n_train, n_test=cfg.n_test, seed=cfg.seed)
     layers = model_layers(cfg.model, prune_classifier=cfg.prune_classifier)
@@ -539,7 +542,8 @@ def _train(cfg: TrainConfig, callback) -> TrainResult:
     lam = cfg.srste_lambda if cfg.method != "dense" else 0.0
     step = 0
     losses = []
-    for _ in range(cfg.epochs):
+    bar = progress_task(progress, f"training {cfg.model} {cfg.method}", total=total, unit="steps")
+    for epoch in range(cfg.epochs):
         order = rng.permutation(len(x_tr))
         epoch_loss = 0.0
         for i in range(0, len(x_tr), cfg.batch):
@@ -559,7 +563,9 @@ def _train(cfg: TrainConfig, callback) -> TrainResult:
                 vel_b[op.name] = mu * vel_b[op.name] + op.dy.sum(axis=0)
                 biases[op.name] = biases[op.name] - lr * vel_b[op.name]
             step += 1
+            bar.advance(1, f"epoch {epoch + 1}/{cfg.epochs}, loss {epoch_loss / min(len(x_tr), i + len(idx)):.3f}")
         losses.append(epoch_loss / len(x_tr))
+    bar.close()
     train_acc = _accuracy(cfg, layers, params, biases, x_tr, y_tr)
     test_acc = _accuracy(cfg, layers, params, biases, x_te, y_te)
     seconds = time.perf_counter() - start

@@ -15,8 +15,10 @@
 * ``vit_s16`` -- ViT-S/16 (timm ``vit_small_patch16_224``: embed 384, depth 12, 6 heads of
   64, MLP 1536, 224 x 224 = 196 patches + cls): the network of
   :func:`models.zoo_train.vit_s16_network` at batch 1 (one definition for training and
-  inference). M3ViT's own dense backbone (12 heads, 512 x 512 frames) is
-  :func:`models.moe.dense_vit_network`.
+  inference).
+* ``vit_m3vit`` -- the dense ViT-small at M3ViT's shape (12 heads, 512 x 512 frames = 1025
+  tokens, no head): :func:`models.zoo_train.vit_m3vit_network`, the same GEMMs as
+  :func:`models.moe.dense_vit_network`, the dense baseline of the MoE schedules.
 
 :func:`get_network` picks one by name.
 """
@@ -27,8 +29,8 @@ from typing import Any, Callable
 
 from .network import GemmLayer, Network
 
-__all__ = ["minilm_network", "resnet50_network", "vit_s16_network", "resnet18_network", "vgg16_network",
-           "mobilenetv2_network", "bert_base_network", "get_network", "NETWORKS", "MAX_BATCH", "MAX_IMAGE"]
+__all__ = ["minilm_network", "resnet50_network", "vit_s16_network", "vit_m3vit_network", "resnet18_network",
+           "vgg16_network", "mobilenetv2_network", "bert_base_network", "get_network", "NETWORKS", "MAX_BATCH", "MAX_IMAGE"]
 
 # all-MiniLM-L6-v2 hyper-parameters (its config.json)
 MINILM_LAYERS = 6
@@ -88,7 +90,8 @@ def minilm_network(*, tokens: int = 128) -> Network:
             lin("ffn.up", h, f),
             lin("ffn.down", f, h),
         ]
-    return Network(name="minilm", layers=tuple(layers))
+    # the encoder reads the embedding lookup (no GEMM): no layer reads the raw input
+    return Network(name="minilm", layers=tuple(layers), input_layers=())
 
 
 def _conv_out(size: int, *, kernel: int, stride: int, padding: int) -> int:
@@ -139,13 +142,21 @@ def resnet50_network(*, batch: int = 1, image: int = 224) -> Network:
                 conv(f"{p}.downsample.0", group, in_ch, out_ch, 1, stride, h)
             h, in_ch = h3, out_ch
     layers.append(GemmLayer(name="fc", tokens=b, k=in_ch, n_out=1000, kind="linear", group="head"))
-    return Network(name="resnet50", layers=tuple(layers))
+    return Network(name="resnet50", layers=tuple(layers), input_layers=("conv1",))
 
 
 def vit_s16_network(*, batch: int = 1) -> Network:
     """ViT-S/16 at 224 on ``batch`` images for inference: the forward GEMMs of
     :func:`models.zoo_train.vit_s16_network` (4,598,882,304 MACs at batch 1)."""
     from .zoo_train import vit_s16_network as build
+
+    return build(batch=batch)
+
+
+def vit_m3vit_network(*, batch: int = 1) -> Network:
+    """The dense ViT-small at M3ViT's shape (12 heads, 512 x 512 frames, 1025 tokens) on
+    ``batch`` frames (:func:`models.zoo_train.vit_m3vit_network`)."""
+    from .zoo_train import vit_m3vit_network as build
 
     return build(batch=batch)
 
@@ -191,6 +202,7 @@ NETWORKS: dict[str, Callable[..., Network]] = {
     "vgg16": vgg16_network,
     "mobilenetv2": mobilenetv2_network,
     "vit_s16": vit_s16_network,
+    "vit_m3vit": vit_m3vit_network,
     "bert_base": bert_base_network,
 }
 

@@ -43,7 +43,7 @@ For an attention product the same three shapes give the gradients of both operan
 (``dQ = dS K``, ``dK = dS^T Q``). Each of the three has the MACs of FF.
 :func:`training_step_network` lists a whole step (FF in order, then BP and WG in
 reverse order) and drops BP of the layer that reads the network input (the image: there is
-no dX to propagate) for the CNNs and ViT.
+no dX to propagate) for the CNNs and ViT (``Network.input_layers``).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ from .network import GemmLayer, Network
 from .zoo import MAX_BATCH, MAX_IMAGE, resnet50_network
 
 __all__ = [
-    "resnet18_network", "vgg16_network", "mobilenetv2_network", "vit_s16_network", "bert_base_network",
+    "resnet18_network", "vgg16_network", "mobilenetv2_network", "vit_s16_network", "vit_m3vit_network", "bert_base_network",
     "minilm_train_network", "get_training_network", "training_gemms", "training_step_network",
     "TRAINING_NETWORKS", "INPUT_LAYERS",
 ]
@@ -112,7 +112,7 @@ def resnet18_network(*, batch: int = 1, image: int = 224) -> Network:
                 nb.conv(f"{p}.downsample.0", g, c_in, width, 1, stride, h)
             h, c_in = h1, width
     nb.linear("fc", "head", b, 512, 1000)
-    return Network(name="resnet18", layers=tuple(nb.layers))
+    return Network(name="resnet18", layers=tuple(nb.layers), input_layers=("conv1",))
 
 
 def vgg16_network(*, batch: int = 1, image: int = 224) -> Network:
@@ -137,7 +137,7 @@ def vgg16_network(*, batch: int = 1, image: int = 224) -> Network:
     nb.linear("classifier.0", "head", b, 512 * 7 * 7, 4096)
     nb.linear("classifier.3", "head", b, 4096, 4096)
     nb.linear("classifier.6", "head", b, 4096, 1000)
-    return Network(name="vgg16", layers=tuple(nb.layers))
+    return Network(name="vgg16", layers=tuple(nb.layers), input_layers=("features.0",))
 
 
 def mobilenetv2_network(*, batch: int = 1, image: int = 224) -> Network:
@@ -165,7 +165,7 @@ def mobilenetv2_network(*, batch: int = 1, image: int = 224) -> Network:
             c_in, idx = c, idx + 1
     nb.conv(f"features.{idx}", "head", c_in, 1280, 1, 1, h)
     nb.linear("classifier.1", "head", b, 1280, 1000)
-    return Network(name="mobilenetv2", layers=tuple(nb.layers))
+    return Network(name="mobilenetv2", layers=tuple(nb.layers), input_layers=("features.0",))
 
 
 def _encoder(nb: _Builder, *, prefix: str, layers: int, seq: int, hidden: int, heads: int, ffn: int,
@@ -198,7 +198,22 @@ def vit_s16_network(*, batch: int = 1) -> Network:
     nb.conv("patch_embed", "embed", 3, 384, 16, 16, 224, padding=0)
     _encoder(nb, prefix="blocks.", layers=12, seq=197, hidden=384, heads=6, ffn=1536, fused_qkv=True)
     nb.linear("head", "head", b, 384, 1000)
-    return Network(name="vit_s16", layers=tuple(nb.layers))
+    return Network(name="vit_s16", layers=tuple(nb.layers), input_layers=("patch_embed",))
+
+
+def vit_m3vit_network(*, batch: int = 1) -> Network:
+    """The dense ViT-small at M3ViT's shape (Liang et al., NeurIPS 2022: ViT-small backbone,
+    embed 384, 12 blocks of 12 heads of 32, MLP 1536, patch 16 on 512 x 512 frames = 1024
+    patches + cls = 1025 tokens) on ``batch`` frames, without a classification head (M3ViT's
+    task decoders are not part of the backbone): the GEMMs of
+    :func:`models.moe.dense_vit_network` for ``m3vit-small`` (the dense baseline of the MoE
+    schedules; same MACs, a test checks it), as a network that simulates for inference and
+    training like the others."""
+    b = _check("vit_m3vit_network", "batch", batch, high=MAX_BATCH)
+    nb = _Builder(b)
+    nb.conv("patch_embed", "embed", 3, 384, 16, 16, 512, padding=0)
+    _encoder(nb, prefix="blocks.", layers=12, seq=1025, hidden=384, heads=12, ffn=1536, fused_qkv=True)
+    return Network(name="vit_m3vit", layers=tuple(nb.layers), input_layers=("patch_embed",))
 
 
 def bert_base_network(*, batch: int = 1, seq: int = 128) -> Network:
@@ -209,7 +224,7 @@ def bert_base_network(*, batch: int = 1, seq: int = 128) -> Network:
     s = _check("bert_base_network", "seq", seq, high=512)
     nb = _Builder(b)
     _encoder(nb, prefix="layer", layers=12, seq=s, hidden=768, heads=12, ffn=3072)
-    return Network(name="bert_base", layers=tuple(nb.layers))
+    return Network(name="bert_base", layers=tuple(nb.layers), input_layers=())
 
 
 def minilm_train_network(*, batch: int = 1, seq: int = 128) -> Network:
@@ -220,7 +235,7 @@ def minilm_train_network(*, batch: int = 1, seq: int = 128) -> Network:
     s = _check("minilm_train_network", "seq", seq, high=512)
     nb = _Builder(b)
     _encoder(nb, prefix="layer", layers=6, seq=s, hidden=384, heads=12, ffn=1536)
-    return Network(name="minilm", layers=tuple(nb.layers))
+    return Network(name="minilm", layers=tuple(nb.layers), input_layers=())
 
 
 def _resnet50(*, batch: int = 1, image: int = 224) -> Network:
@@ -234,15 +249,16 @@ TRAINING_NETWORKS: dict[str, Callable[..., Network]] = {
     "vgg16": vgg16_network,
     "mobilenetv2": mobilenetv2_network,
     "vit_s16": vit_s16_network,
+    "vit_m3vit": vit_m3vit_network,
     "bert_base": bert_base_network,
     "minilm": minilm_train_network,
 }
 
-#: Per network, the layers that read the network input (no BP GEMM in a training step).
+#: Per network, the layers that read the network input (no BP GEMM in a training step; kept
+#: dense by the default sparsity rule, :func:`models.network.sparsity_plan`): each builder's
+#: ``Network.input_layers``, the one place they are declared.
 INPUT_LAYERS: dict[str, tuple[str, ...]] = {
-    "resnet18": ("conv1",), "resnet50": ("conv1",), "vgg16": ("features.0",),
-    "mobilenetv2": ("features.0",), "vit_s16": ("patch_embed",), "bert_base": (), "minilm": (),
-}
+    name: build(batch=1).input_layers or () for name, build in TRAINING_NETWORKS.items()}
 
 
 def get_training_network(name: str, *, batch: int = 1, **kw: Any) -> Network:
@@ -278,14 +294,14 @@ def training_gemms(layer: GemmLayer) -> tuple[GemmLayer, GemmLayer, GemmLayer]:
 def training_step_network(network: Network, *, skip_bp: tuple[str, ...] | None = None) -> Network:
     """All GEMMs of one training step of ``network``: every FF in forward order, then per
     layer in reverse order its BP and WG. BP is left out for the layers named in
-    ``skip_bp`` (default: :data:`INPUT_LAYERS` of ``network.name``, nothing for an unknown
-    name). The result is named ``"{network.name}.train"``.
+    ``skip_bp`` (default: ``network.input_layers``; for a network that does not declare them,
+    :data:`INPUT_LAYERS` of ``network.name``, nothing for an unknown name). The result is named ``"{network.name}.train"``.
 
     Raises:
         ValueError: a name in ``skip_bp`` is not a layer of ``network``.
     """
     if skip_bp is None:
-        skip_bp = INPUT_LAYERS.get(network.name, ())
+        skip_bp = network.input_layers if network.input_layers is not None else INPUT_LAYERS.get(network.name, ())
     names = {layer.name for layer in network}
     for name in skip_bp:
         if name not in names:

@@ -17,6 +17,10 @@ A grouped or depthwise convolution runs as the mapper packs it (``mode = "packed
 :mod:`dataflow.mapper`): its runs, tiles and issued multiplier operations are those of the
 packed block-diagonal GEMMs, its useful MACs its own (each counted once).
 
+Which layers run sparse is the run's plan (:func:`dataflow.mapper.network_plan`: the layer's
+own masks, the default rule, ``--dense-layers``); each layer's result names the pattern it ran
+(``pattern``) and why (``reason``).
+
 Layers run one after another, each starting with empty buffers. Energy is event counts
 times the spec's per-event energies: issued multiplier operations, on-chip buffer bytes
 (reads by the engine, and the fills and drains of DRAM transfers), and DRAM bytes.
@@ -27,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sparseforge.dataflow.mapper import LayerMapping, check_layers, map_network, run_compute_cycles, word_bytes
-from sparseforge.models.network import Network
+from sparseforge.models.network import LayerSparsity, Network
 from sparseforge.spec import HardwareSpec
 
 from .units.memory import DramTimeline, memory_timeline
@@ -59,6 +63,8 @@ class LayerResult:
     energy_pj: dict[str, float]
     dataflow: str = "weight-stationary"
     pack: int = 1           # groups of a grouped/depthwise conv per packed GEMM (mode "packed")
+    pattern: str = "dense"  # the N:M pattern the layer runs ("2:4") or "dense"
+    reason: str = ""        # why (models.network.REASONS: "mask", "rule:first", "--dense-layers", ...)
 
     @property
     def dram_bytes(self) -> int:
@@ -166,20 +172,26 @@ def simulate_layer(spec: HardwareSpec, mp: LayerMapping, *, timeline: DramTimeli
         useful_macs=useful, issued_macs=issued, utilisation=useful / (total * spec.multipliers),
         dram_read_bytes=dram_r, dram_write_bytes=dram_w, sram_bytes=sram_bytes, energy_pj=energy,
         dataflow=mp.dataflow, pack=mp.pack,
+        pattern=f"{mp.sparsity[0]}:{mp.sparsity[1]}" if mp.sparsity else "dense", reason=mp.reason,
     )
 
 
-def simulate_network(spec: HardwareSpec, network: Network, sparsity: tuple[int, int] | None) -> NetworkResult:
-    """Map and simulate every layer; prunable layers run ``sparsity`` (``None``: dense).
+def simulate_network(spec: HardwareSpec, network: Network, sparsity: tuple[int, int] | None,
+                     plan: "tuple[LayerSparsity, ...] | None" = None) -> NetworkResult:
+    """Map and simulate every layer as the run's plan says (``plan``, one
+    :class:`~sparseforge.models.network.LayerSparsity` per layer, or by default the rule of
+    :func:`~sparseforge.models.network.sparsity_plan` at ``sparsity``; ``None``: all dense).
     Every layer is mapped (and so checked) before the first is simulated."""
-    maps = map_network(spec, network, sparsity)
+    maps = map_network(spec, network, sparsity, plan)
     layers = tuple(simulate_layer(spec, mp) for mp in maps)
     return NetworkResult(network=network.name, spec=spec, sparsity=sparsity, layers=layers)
 
 
-def compare(spec: HardwareSpec, network: Network, sparsity: tuple[int, int] | None) -> tuple[NetworkResult, NetworkResult]:
-    """The network at ``sparsity`` and the same layers dense on the same array. The dense
-    layers are checked (:func:`check_layers`) before the sparse run is simulated, so a dense
-    layer the mapper refuses costs no sparse simulation first."""
+def compare(spec: HardwareSpec, network: Network, sparsity: tuple[int, int] | None,
+            plan: "tuple[LayerSparsity, ...] | None" = None) -> tuple[NetworkResult, NetworkResult]:
+    """The network at ``sparsity`` (as ``plan`` says, see :func:`simulate_network`) and the
+    same layers dense on the same array. The dense layers are checked (:func:`check_layers`)
+    before the sparse run is simulated, so a dense layer the mapper refuses costs no sparse
+    simulation first."""
     check_layers(spec, [(lay, None) for lay in network.layers])
-    return simulate_network(spec, network, sparsity), simulate_network(spec, network, None)
+    return simulate_network(spec, network, sparsity, plan), simulate_network(spec, network, None)

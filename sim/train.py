@@ -37,10 +37,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from sparseforge.dataflow.mapper import check_layers, check_sparsity, map_layer
 from sparseforge.models.network import GemmLayer, Network
 from sparseforge.models.zoo_train import training_gemms
+from sparseforge.progress import progress_task
 from sparseforge.spec import HardwareSpec
 
 from .simulate import LayerResult, simulate_layer
@@ -173,8 +175,9 @@ def _flipped(lay: GemmLayer) -> GemmLayer:
 
 
 def simulate_training(spec: HardwareSpec, network: Network, *, method: str, sparsity: tuple[int, int] | None,
-                      interleave: bool = True, pregenerate: bool = True) -> TrainResult:
-    """Simulate one training iteration of ``network`` (its FF GEMMs at the training batch)."""
+                      interleave: bool = True, pregenerate: bool = True, progress: Any = None) -> TrainResult:
+    """Simulate one training iteration of ``network`` (its FF GEMMs at the training batch).
+    ``progress`` (:mod:`sparseforge.progress`) follows the GEMMs."""
     if method not in METHODS:
         raise ValueError(f"method {method!r} is not allowed: choose one of {', '.join(METHODS)}")
     sparsity = check_sparsity(spec, sparsity)
@@ -231,10 +234,12 @@ def simulate_training(spec: HardwareSpec, network: Network, *, method: str, spar
     results: dict[tuple[str, int], LayerResult] = {}
     waits: dict[int, int] = {}
     wg_end: dict[int, int] = {}
+    bar = progress_task(progress, f"training iteration of {network.name}", total=len(order) - 1, unit="GEMMs")
     for key in order:
         phase, i = key
         if phase == "bp" and i == 0:
             continue
+        bar.advance(1, f"{phase.upper()} {layers[i].name}")
         gemm: GemmLayer = shapes[i][{"ff": 0, "bp": 1, "wg": 2}[phase]]
         sp = {"ff": ff_sp, "bp": bp_sp, "wg": None}[phase]
         mp = map_layer(spec, gemm, sp if gemm.prunable else None)
@@ -254,6 +259,7 @@ def simulate_training(spec: HardwareSpec, network: Network, *, method: str, spar
         results[key] = res
         if phase == "wg":
             wg_end[i] = array_free
+    bar.close()
     array_end = timeline.finish() if timeline is not None else array_free
 
     # ---- weight updates on the vector engine, as each WG completes (last layer first)

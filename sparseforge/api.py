@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import InputError
+from .progress import progress_task
 from .results import (
     AccuracyResult,
     GenerateResult,
@@ -47,15 +48,18 @@ from .verify.results import LintResult, VerifyResult
 from .spec import HardwareSpec
 from .spec import load_spec as _load_spec
 from .spec.hardware import mark_overridden
+from .spec.scalesim_cfg import is_scalesim_cfg
 
 if TYPE_CHECKING:
     from sparseforge.models.matrices import NamedMatrix
+    from sparseforge.models.scalesim_topology import Topology
+    from .spec.scalesim_cfg import ScaleSimConfig
     from sparseforge.models.network import Network
 
 __all__ = [
     "load_spec", "clock_check", "simulate", "simulate_training", "spgemm", "simulate_moe", "generate", "synth",
     "train_accuracy",
-    "load_network", "load_matrix", "parse_sparsity", "resolve_sparsity", "moe_networks", "designs",
+    "load_network", "load_torch_module", "load_matrix", "load_topology", "load_scalesim_cfg", "parse_sparsity", "resolve_sparsity", "moe_networks", "designs",
     "UserError", "InputError", "HardwareSpec",
     "SimulationResult", "TrainingResult", "SpgemmResult", "MoeResult", "GenerateResult", "SynthResult",
     "verify", "lint", "VerifyResult", "LintResult",
@@ -68,7 +72,8 @@ Progress = Callable[[str], None]
 DEFAULT_TASKS = ("seg", "depth", "seg", "normals")
 #: ``simulate``'s size keyword of each built-in inference network, and its default
 _SIZE_KEYWORD = {"minilm": ("tokens", 128), "bert_base": ("tokens", 128), "resnet50": ("batch", 1),
-                 "resnet18": ("batch", 1), "vgg16": ("batch", 1), "mobilenetv2": ("batch", 1), "vit_s16": ("batch", 1)}
+                 "resnet18": ("batch", 1), "vgg16": ("batch", 1), "mobilenetv2": ("batch", 1), "vit_s16": ("batch", 1),
+                 "vit_m3vit": ("batch", 1)}
 #: minibatch of a simulated training iteration when none is given
 DEFAULT_TRAIN_BATCH = 32
 
@@ -92,7 +97,8 @@ def load_spec(hw: str | os.PathLike | HardwareSpec | None = None, assignments: S
               **overrides: Any) -> HardwareSpec:
     """The hardware spec of ``hw`` with overrides applied.
 
-    ``hw`` is a preset name (see ``sparseforge presets``), a TOML file, a
+    ``hw`` is a preset name (see ``sparseforge presets``), a TOML file, a SCALE-Sim ``.cfg``
+    file (:func:`load_scalesim_cfg`, whose notes say what of it does not map), a
     :class:`HardwareSpec`, or None for the default preset. ``assignments`` are the CLI's
     ``--set`` strings (``"rows=32"``, ``"spgemm.pes=8"``), parsed by each field's type.
     Keyword ``overrides`` are typed values: ``rows=32``, a section's field as
@@ -180,6 +186,8 @@ def clock_check(spec: HardwareSpec | str, designs: Sequence[str] | None = None) 
 def _base_spec(hw: Any) -> HardwareSpec:
     if isinstance(hw, HardwareSpec):
         return hw
+    if is_scalesim_cfg(hw):
+        return load_scalesim_cfg(hw).spec
     if hw is None or isinstance(hw, str):
         return _load_spec(hw)
     if isinstance(hw, os.PathLike):
@@ -215,6 +223,27 @@ def _as_floats(cls: type, data: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(typ, type) and issubclass(typ, Section) and isinstance(value, dict):
             out[key] = _as_floats(typ, value)
     return out
+
+
+def load_scalesim_cfg(path: str | os.PathLike) -> "ScaleSimConfig":
+    """A SCALE-Sim ``.cfg`` file as a spec (``.spec``) and one-line notes on what of it does not
+    map (``.notes``); :func:`load_spec` takes the same file and keeps only the spec
+    (:mod:`sparseforge.spec.scalesim_cfg` has the mapping)."""
+    from .spec.scalesim_cfg import read_scalesim_cfg
+
+    return read_scalesim_cfg(path)
+
+
+def load_topology(path: str | os.PathLike) -> "Topology":
+    """A SCALE-Sim topology CSV (conv or GEMM form) as a network (``.network``), its form and
+    one-line notes on what of it maps only in part (``.notes``); :func:`load_network` and
+    :func:`simulate` take the same path as ``net`` (:mod:`sparseforge.models.scalesim_topology`)."""
+    from sparseforge.models.scalesim_topology import TopologyError, read_topology
+
+    try:
+        return read_topology(path)
+    except TopologyError as exc:
+        raise UserError(str(exc), param="net") from None
 
 
 def _as_spec(spec: Any) -> HardwareSpec:
@@ -277,30 +306,58 @@ def designs() -> tuple[str, ...]:
 # ============================================================================ networks
 def load_network(net: "str | Network | None" = None, *, onnx: str | os.PathLike | None = None,
                  input_shapes: Mapping[str, Sequence[int]] | None = None, tokens: int | None = None,
-                 batch: int | None = None, training: bool = False) -> "Network":
+                 batch: int | None = None, training: bool = False, example_inputs: Any = None) -> "Network":
     """The network to simulate: a built-in name (``minilm`` with ``tokens``, default 128;
     ``resnet50`` with ``batch``, default 1; with ``training=True`` also ``resnet18``,
-    ``vgg16``, ``mobilenetv2``, ``vit_s16``, ``bert_base`` at ``batch``, default 32), a
-    :class:`~sparseforge.models.network.Network`, or the GEMMs of an ONNX file (``onnx``,
-    with ``input_shapes`` fixing dynamic input dimensions)."""
-    return _network(net, onnx=onnx, input_shapes=input_shapes, tokens=tokens, batch=batch, training=training)[0]
+    ``vgg16``, ``mobilenetv2``, ``vit_s16``, ``vit_m3vit``, ``bert_base`` at ``batch``, default 32), a
+    :class:`~sparseforge.models.network.Network`, a SCALE-Sim topology file (a path ending in
+    ``.csv``, conv or GEMM form: :func:`load_topology`), or the GEMMs of an ONNX file (``onnx``,
+    with ``input_shapes`` fixing dynamic input dimensions and ``batch`` setting a free batch
+    dimension), or a PyTorch ``nn.Module`` (``net``; exported to ONNX, then imported: give
+    ``example_inputs``, a tensor or a tuple of tensors, or ``input_shapes``, one shape per
+    ``forward`` argument; needs ``pip install sparseforge[torch]``)."""
+    return _network(net, onnx=onnx, input_shapes=input_shapes, tokens=tokens, batch=batch, training=training,
+                    example_inputs=example_inputs)[0]
 
 
 def _network(net: Any, *, onnx: Any, input_shapes: Any, tokens: int | None, batch: int | None,
-             training: bool) -> tuple["Network", str, int | str | None]:
+             training: bool, example_inputs: Any = None) -> tuple["Network", str, int | str | None]:
     """(network, workload label for reports, batch for reports)."""
     from sparseforge.models.network import Network
 
     if onnx is not None:
         if net is not None:
-            raise UserError(f"net {net!r} is not allowed with onnx: give one network", param="net")
-        if tokens is not None or batch is not None:
-            raise UserError("tokens and batch are not allowed with onnx: the ONNX file fixes them "
-                            "(use input_shapes for dynamic dimensions)", param="tokens" if tokens else "batch")
-        network = _onnx_network(onnx, input_shapes)
+            desc = f"(an nn.Module {type(net).__name__})" if _is_torch_module(net) else repr(net)
+            raise UserError(f"net {desc} is not allowed with onnx: give one network", param="net")
+        if tokens is not None:
+            raise UserError("tokens is not allowed with onnx: the ONNX file fixes it "
+                            "(use input_shapes for dynamic dimensions)", param="tokens")
+        if batch is not None:
+            _check_count("batch", batch)
+        network = _onnx_network(onnx, input_shapes, batch)
+        if batch is not None:
+            return network, f"{network.name} (batch {batch})", batch
         return network, network.name, "as in the ONNX file"
+    if _is_torch_module(net):
+        if tokens is not None:
+            raise UserError("tokens is not allowed with a PyTorch module: its example inputs fix the shapes "
+                            "(--input-shape NAME=d0,d1,...; API: example_inputs or input_shapes)", param="tokens")
+        if batch is not None:
+            _check_count("batch", batch)
+        network = _torch_network(net, example_inputs, input_shapes, batch)
+        return network, network.name + (f" (batch {batch})" if batch is not None else ""), \
+            batch if batch is not None else "as in example_inputs"
+    if example_inputs is not None:
+        raise UserError("example_inputs is only for a PyTorch nn.Module net", param="example_inputs")
     if input_shapes:
         raise UserError("input_shapes is only for onnx networks", param="input_shapes")
+    if _is_topology(net):
+        if tokens is not None or batch is not None:
+            raise UserError(f"{'tokens' if tokens is not None else 'batch'} is not allowed with the SCALE-Sim topology "
+                            f"{os.fspath(net)!r}: its rows fix every layer's shape",
+                            param="tokens" if tokens is not None else "batch")
+        network = load_topology(net).network
+        return network, f"{network.name} (SCALE-Sim topology)", None
     if isinstance(net, Network):
         if tokens is not None or batch is not None:
             raise UserError("tokens and batch are not allowed with a Network: it fixes its own shapes",
@@ -340,12 +397,12 @@ def _network(net: Any, *, onnx: Any, input_shapes: Any, tokens: int | None, batc
     return network, label, size if keyword == "batch" else None
 
 
-def _onnx_network(path: Any, input_shapes: Mapping[str, Sequence[int]] | None) -> "Network":
+def _onnx_network(path: Any, input_shapes: Mapping[str, Sequence[int]] | None, batch: int | None = None) -> "Network":
     from sparseforge.models.onnx_import import import_onnx
 
     where = os.fspath(path)
     try:
-        return import_onnx(where, input_shapes=dict(input_shapes) if input_shapes else None)
+        return import_onnx(where, input_shapes=dict(input_shapes) if input_shapes else None, batch=batch)
     except (FileNotFoundError, ValueError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if isinstance(exc, FileNotFoundError) and not isinstance(exc, InputError):
@@ -353,6 +410,55 @@ def _onnx_network(path: Any, input_shapes: Mapping[str, Sequence[int]] | None) -
         # the importer may already start its message with the path: name it once
         text = f"onnx {msg}" if msg.startswith(f"{where}: ") else f"onnx {where}: {msg}"
         raise UserError(text, param="onnx") from None
+
+
+def _is_torch_module(net: Any) -> bool:
+    """Whether ``net`` is a PyTorch ``nn.Module`` (torch is not imported for this: a module
+    exists only once torch is)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(net, torch.nn.Module)
+
+
+def load_torch_module(source: str) -> Any:
+    """The PyTorch ``nn.Module`` that ``source`` names (the CLI's ``--torch``): a TorchScript
+    file, a ``torch.save``'d whole module (unpickled: trusted files only), or
+    ``package.module:factory`` / ``file.py:factory``
+    (:func:`sparseforge.models.torch_import.load_module`)."""
+    from sparseforge.models.torch_import import load_module
+
+    try:
+        return load_module(source)
+    except ValueError as exc:
+        raise UserError(str(exc).splitlines()[0], param="torch") from None
+
+
+def _torch_network(module: Any, example_inputs: Any, input_shapes: Any, batch: int | None) -> "Network":
+    """The GEMMs of a PyTorch module, exported to ONNX and imported
+    (:mod:`sparseforge.models.torch_import`)."""
+    from sparseforge.models.torch_import import import_torch
+
+    try:
+        return import_torch(module, example_inputs, input_shapes=input_shapes, batch=batch).network
+    except ValueError as exc:
+        raise UserError(str(exc).splitlines()[0], param="net") from None
+
+
+def _is_topology(net: Any) -> bool:
+    """Whether ``net`` names a SCALE-Sim topology file (a path ending in ``.csv``)."""
+    return isinstance(net, (str, os.PathLike)) and os.fspath(net).lower().endswith(".csv")
+
+
+def _sparsity_plan(network: "Network", sparsity: tuple[int, int] | None, dense_layers: Any) -> tuple:
+    """:func:`sparseforge.models.network.sparsity_plan` of the run, its errors as user errors
+    naming ``dense_layers``."""
+    from sparseforge.models.network import sparsity_plan
+
+    try:
+        return sparsity_plan(network, sparsity, dense_layers=dense_layers)
+    except ValueError as exc:
+        raise UserError(str(exc), param="dense_layers") from None
 
 
 def _user_error(exc: ValueError) -> InputError:
@@ -365,13 +471,22 @@ def simulate(spec: HardwareSpec | str, net: "str | Network | None" = None, *, sp
              onnx: str | os.PathLike | None = None, input_shapes: Mapping[str, Sequence[int]] | None = None,
              tokens: int | None = None, batch: int | None = None, dense: bool = True, functional: bool = False,
              text: str | None = None, weights: str | os.PathLike | None = None, prune: str | None = "sparsegpt",
-             calib: int | None = None, progress: Progress | None = None) -> SimulationResult:
+             calib: int | None = None, progress: Progress | None = None, example_inputs: Any = None,
+             dense_layers: str | Sequence[str] | None = None) -> SimulationResult:
     """Map every GEMM of a network onto the array and simulate it: cycles, time, utilisation,
     stalls, DRAM traffic and energy per layer and in total.
 
+    Which layers run sparse: a layer's own N:M masks (``GemmLayer.nm``) decide when present;
+    otherwise the stem, depthwise convs and layers with ``K < M`` stay dense, and
+    ``dense_layers`` (fnmatch globs on layer names, comma-separated or a list) keeps more
+    dense (:func:`sparseforge.models.network.sparsity_plan`, docs/sparsity.md).
+
     ``net`` is ``minilm`` (default; ``tokens``, default 128), ``resnet50`` (``batch``,
-    default 1) or a :class:`~sparseforge.models.network.Network`; ``onnx`` simulates the
-    GEMMs of an ONNX file instead. ``sparsity`` (``"2:4"``, ``(2, 4)`` or ``"dense"``;
+    default 1), a :class:`~sparseforge.models.network.Network` or a SCALE-Sim topology
+    ``.csv`` (:func:`load_topology`) or a PyTorch ``nn.Module`` (with ``example_inputs`` or
+    ``input_shapes``: :func:`load_network`); ``onnx`` simulates the GEMMs of an ONNX file
+    instead (``batch`` sets its free batch dimension).
+    ``spec`` may also be a SCALE-Sim ``.cfg`` (:func:`load_scalesim_cfg`). ``sparsity`` (``"2:4"``, ``(2, 4)`` or ``"dense"``;
     default the array's own ``n:m``) applies to the prunable layers. With ``dense`` (the
     default) the same layers also run dense on the same array, giving ``result.speedup``.
     ``functional`` also runs the real pruned int8 MiniLM (``text``: prose to run instead of
@@ -392,8 +507,11 @@ def simulate(spec: HardwareSpec | str, net: "str | Network | None" = None, *, sp
         raise UserError(f"prune = {prune!r} is not allowed: choose one of {', '.join(PRUNE_METHODS)} or "
                         f"{ONESHOT!r} (uncalibrated magnitude pruning)", param="prune")
     network, workload, _ = _network(net, onnx=onnx, input_shapes=input_shapes, tokens=tokens, batch=batch,
-                                    training=False)
+                                    training=False, example_inputs=example_inputs)
     check: dict[str, Any] | None = None
+    if functional and dense_layers:
+        raise UserError("dense_layers is not allowed with functional: the functional check prunes every Linear "
+                        "layer of MiniLM", param="dense_layers")
     if functional:
         if onnx is not None or network.name != "minilm" or not (net is None or net == "minilm"):
             raise UserError(f"functional needs real weights: only minilm has them, not {network.name!r}",
@@ -402,10 +520,11 @@ def simulate(spec: HardwareSpec | str, net: "str | Network | None" = None, *, sp
                                    prune=prune, calib=calib, progress=progress)
     elif text is not None or weights is not None:
         raise UserError("text and weights are used by functional=True: add it", param="text" if text else "weights")
+    plan = _sparsity_plan(network, sp, dense_layers)
     if dense:
-        sparse_res, dense_res = compare(spec, network, sp)
+        sparse_res, dense_res = compare(spec, network, sp, plan)
     else:
-        sparse_res, dense_res = simulate_network(spec, network, sp), None
+        sparse_res, dense_res = simulate_network(spec, network, sp, plan), None
     return SimulationResult(sparse=sparse_res, dense=dense_res, workload=workload, functional=check,
                             clock=clock_check(spec))
 
@@ -489,26 +608,38 @@ def _calibrated_weights(n: int, m: int, prune: str | None, calib: int | None, we
 def simulate_training(spec: HardwareSpec | str, net: "str | Network | None" = None, *, method: str = "bdwp",
                       sparsity: Any = None, batch: int | None = None, onnx: str | os.PathLike | None = None,
                       input_shapes: Mapping[str, Sequence[int]] | None = None, interleave: bool = True,
-                      pregenerate: bool = True, dense: bool = True, ablations: bool = True) -> TrainingResult:
+                      pregenerate: bool = True, dense: bool = True, ablations: bool = True,
+                      dense_layers: str | Sequence[str] | None = None, example_inputs: Any = None,
+                      progress: Progress | None = None) -> TrainingResult:
     """Simulate one training iteration (forward FF, backward-data BP and weight-gradient WG
     GEMMs, N:M mask generation, weight update) of ``net`` (default ``minilm``; also
-    ``resnet18``, ``resnet50``, ``vgg16``, ``mobilenetv2``, ``vit_s16``, ``bert_base``, a
+    ``resnet18``, ``resnet50``, ``vgg16``, ``mobilenetv2``, ``vit_s16``, ``vit_m3vit``, ``bert_base``, a
     Network or ``onnx``) at minibatch ``batch`` (default 32).
 
     ``method``: ``dense``, ``srste`` (N:M forward only) or ``bdwp`` (N:M forward and
     backward), at ``sparsity`` (default the array's ``n:m``). ``interleave`` and
     ``pregenerate`` switch the two dataflow options. With ``dense`` the iteration is also
     trained dense (``result.speedup``); with ``ablations`` it is rerun with each enabled
-    option off (``result.cycles_without``)."""
+    option off (``result.cycles_without``). Layers the sparsity plan keeps dense (the stem,
+    depthwise convs, ``K < M``, ``dense_layers`` globs: as in :func:`simulate`) get no masks
+    and train dense."""
     from sparseforge.sim.train import simulate_training as _simulate_training
 
     spec = _as_spec(spec)
     sp = resolve_sparsity(spec, sparsity)
     network, _, batch_label = _network(net, onnx=onnx, input_shapes=input_shapes, tokens=None, batch=batch,
-                                       training=True)
+                                       training=True, example_inputs=example_inputs)
+    plan = None
+    if method != "dense" and sp is not None:
+        from sparseforge.models.network import training_network
+
+        plan = _sparsity_plan(network, sp, dense_layers)
+        network = training_network(network, plan)
+    elif dense_layers:
+        _sparsity_plan(network, sp or (1, 2), dense_layers)       # the globs are checked all the same
     if batch_label is None:
         batch_label = "as in the Network"
-    opts = {"interleave": bool(interleave), "pregenerate": bool(pregenerate)}
+    opts = {"interleave": bool(interleave), "pregenerate": bool(pregenerate), "progress": progress}
     try:
         res = _simulate_training(spec, network, method=method, sparsity=sp, **opts)
         dense_res = None if not dense or method == "dense" else \
@@ -522,8 +653,24 @@ def simulate_training(spec: HardwareSpec | str, net: "str | Network | None" = No
                     without[opt] = off.cycles
     except ValueError as exc:
         raise _user_error(exc) from None
+    if plan is not None:
+        res = _training_reasons(res, plan)
     return TrainingResult(result=res, dense=dense_res, batch=batch_label, cycles_without=without,
                           clock=clock_check(spec))
+
+
+def _training_reasons(res: Any, plan: tuple) -> Any:
+    """``res`` with the FF and BP results of every layer the plan keeps dense saying why
+    (the training simulator sees such a layer only as one without masks)."""
+    import dataclasses
+
+    layers = []
+    for lay, ls in zip(res.layers, plan):
+        if ls.pattern is None and ls.reason != "no weights":
+            lay = dataclasses.replace(lay, ff=dataclasses.replace(lay.ff, reason=ls.reason),
+                                      bp=lay.bp and dataclasses.replace(lay.bp, reason=ls.reason))
+        layers.append(lay)
+    return dataclasses.replace(res, layers=tuple(layers))
 
 
 def train_accuracy(spec: HardwareSpec | str, *, model: str = "mlp", methods: str | Sequence[str] = "dense,srste,bdwp",
@@ -575,7 +722,7 @@ def train_accuracy(spec: HardwareSpec | str, *, model: str = "mlp", methods: str
         try:
             cfg = TrainConfig(model=model, method=method, n=sp[0] if sp else 2, m=sp[1] if sp else 4,
                               epochs=epochs, seed=seed)
-            res = train(cfg)
+            res = train(cfg, progress=progress)
         except (FileNotFoundError, ValueError) as exc:
             if isinstance(exc, InputError):
                 raise
@@ -590,7 +737,8 @@ def train_accuracy(spec: HardwareSpec | str, *, model: str = "mlp", methods: str
 # ============================================================================ SpGEMM
 def load_matrix(source: "str | NamedMatrix | Any", *, name: str = "matrix") -> "NamedMatrix":
     """A matrix for :func:`spgemm`: a built-in name (``illc1850``, ``mdual``, ...; ``NAME.T``
-    transposes), a ``.mtx``/``.npz``/``.graph`` file, a SciPy sparse matrix (called
+    transposes), a ``.mtx``/``.mtx.gz``/``.npz``/``.graph`` file, a SuiteSparse ``.tar.gz``
+    bundle (its ``NAME/NAME.mtx``), a SciPy sparse matrix (called
     ``name``) or a :class:`~sparseforge.models.matrices.NamedMatrix`."""
     from sparseforge.models.matrices import NamedMatrix, canonical
     from sparseforge.models.matrices import load_matrix as _load_matrix
@@ -644,18 +792,27 @@ def spgemm(spec: HardwareSpec | str, a: Any, b: Any = None, *, dataflow: str = "
     variants = ALL_VARIANTS if dataflow == "all" else ((dataflow, s.smash if dataflow == "rowwise-hash" else ""),)
     progress(f"spgemm {ma.name} ({ma.shape[0]}x{ma.shape[1]}, {ma.nnz} nnz) x {mb.name} ({mb.shape[0]}x{mb.shape[1]}, "
              f"{mb.nnz} nnz) on {spec.name} [{spec.digest}]")
+    distinct = list(dict.fromkeys(d for d, _ in variants))
+    bar = progress_task(progress, "spgemm", total=2 + len(variants) + len(distinct), unit="steps")
     t0 = time.perf_counter()
     golden = golden_spgemm(ma.matrix, mb.matrix)
     t_scipy = time.perf_counter() - t0
+    bar.advance(1, "SciPy A @ B")
     t0 = time.perf_counter()
     prod = expand_products(ma.matrix, mb.matrix)
     pl = place_rows(prod, spec) if any(d == "rowwise-hash" for d, _ in variants) else None
-    results = tuple(simulate_spgemm(ma.matrix, mb.matrix, spec=spec, dataflow=d, variant=v or None, products=prod,
-                                    placement=pl) for d, v in variants)
+    bar.advance(1, "products expanded")
+    sims = []
+    for d, v in variants:
+        sims.append(simulate_spgemm(ma.matrix, mb.matrix, spec=spec, dataflow=d, variant=v or None, products=prod,
+                                    placement=pl))
+        bar.advance(1, f"simulated {d}{' ' + v if v else ''}")
+    results = tuple(sims)
     t_sim = time.perf_counter() - t0
     checks = {}
-    for d in dict.fromkeys(d for d, _ in variants):        # the functional check of each distinct dataflow
+    for d in distinct:                                     # the functional check of each distinct dataflow
         c = functional_spgemm(ma.matrix, mb.matrix, spec=spec, dataflow=d, products=prod, placement=pl)
+        bar.advance(1, f"checked {d} against SciPy")
         same = c.shape == golden.shape and np.array_equal(c.indptr, golden.indptr) \
             and np.array_equal(c.indices, golden.indices)
         if golden.dtype.kind == "f":
@@ -665,6 +822,7 @@ def spgemm(spec: HardwareSpec | str, a: Any, b: Any = None, *, dataflow: str = "
         if not ok:
             raise RuntimeError(f"functional {d} SpGEMM differs from SciPy's A @ B")
         checks[d] = "exact" if same and np.array_equal(c.data, golden.data) else "rtol 1e-12"
+    bar.close()
     return SpgemmResult(a=ma, b=mb, spec=spec, results=results, checks=checks, nnz_c=int(golden.nnz),
                         sim_seconds=t_sim, scipy_seconds=t_scipy)
 
@@ -673,7 +831,8 @@ def spgemm(spec: HardwareSpec | str, a: Any, b: Any = None, *, dataflow: str = "
 def simulate_moe(spec: HardwareSpec | str, net: str = "m3vit-small", *, tasks: str | Sequence[str] | None = None,
                  frames: int | None = None, schedule: str | Sequence[str] = "all", routing: Any = "real",
                  tokens: int | None = None, experts: int | None = None, top_k: int | None = None,
-                 zipf: float = 1.0, seed: int = 0, progress: Progress | None = None) -> MoeResult:
+                 zipf: float = 1.0, seed: int = 0, cache: bool = True,
+                 progress: Progress | None = None) -> MoeResult:
     """Simulate a sequence of single-task frames through an M3ViT-style MoE ViT under the
     ``naive``, ``cache`` and ``reorder`` schedules (``schedule``: one, several or ``all``).
 
@@ -682,7 +841,9 @@ def simulate_moe(spec: HardwareSpec | str, net: str = "m3vit-small", *, tasks: s
     run. ``routing``: ``"real"`` (MoEfied all-MiniLM-L6-v2 on real text; needs its weights),
     ``"synthetic"`` (Zipf-skewed with exponent ``zipf`` and ``seed``, labelled as such), a
     saved routing file as a :class:`pathlib.Path`, or a
-    :class:`~sparseforge.models.moe.Routing` (a file or Routing fixes tasks and frames)."""
+    :class:`~sparseforge.models.moe.Routing` (a file or Routing fixes tasks and frames).
+    Real routing is kept in the disk cache (:mod:`sparseforge.cache`) and read back for the
+    same tasks, shape, weights and code; ``cache=False`` recomputes it and stores nothing."""
     from sparseforge.models import moe
     from sparseforge.sim.moe import SCHEDULES
     from sparseforge.sim.moe import simulate_moe as _simulate_moe
@@ -727,11 +888,8 @@ def simulate_moe(spec: HardwareSpec | str, net: str = "m3vit-small", *, tasks: s
             r = moe.synthetic_routing(seq, moe_layers=cfg.moe_layers, tokens=cfg.tokens, num_experts=cfg.experts,
                                       top_k=cfg.top_k, zipf=float(zipf), seed=seed)
         else:
-            progress(f"real routing: MoEfying all-MiniLM-L6-v2 ({cfg.experts} experts, top-{cfg.top_k}) and "
-                     f"running {len(set(seq))} tasks' text through it")
             try:
-                r = moe.minilm_routing(seq, tokens=cfg.tokens, num_experts=cfg.experts, top_k=cfg.top_k,
-                                       moe_layers=cfg.moe_layers, progress=progress)
+                r = _real_routing(seq, cfg, cache=cache, progress=progress)
             except FileNotFoundError as exc:
                 raise UserError(f"real routing needs the MiniLM weights ({exc}); install them or use synthetic "
                                 "routing", param="routing") from None
@@ -739,6 +897,61 @@ def simulate_moe(spec: HardwareSpec | str, net: str = "m3vit-small", *, tasks: s
         raise UserError(f"routing = {routing!r} is not allowed: give 'real', 'synthetic', a Routing, or a "
                         "pathlib.Path of a saved routing", param="routing")
     return MoeResult(result=_simulate_moe(spec, cfg, r, schedules=tuple(names)), routing=r, clock=clock_check(spec))
+
+
+#: the modules whose source decides real routing (their fingerprint is part of its cache key)
+_ROUTING_SOURCES = ("moe.py", "minilm.py")
+
+
+def _real_routing(seq: tuple[str, ...], cfg: Any, *, cache: bool, progress: Progress) -> "Any":
+    """Real (MoEfied MiniLM) routing of the frame sequence ``seq``, from the disk cache when
+    it holds it for the same tasks, network shape, weights file, code and Python (the task
+    corpora are the Python documentation's topics)."""
+    import hashlib
+    import sys
+    import tempfile
+
+    from sparseforge import cache as diskcache
+    from sparseforge.models import minilm, moe
+
+    weights = minilm.model_dir() / "model.safetensors"
+    st = weights.stat()
+    here = Path(moe.__file__).parent
+    code = hashlib.sha256(b"".join((here / f).read_bytes() for f in _ROUTING_SOURCES)).hexdigest()[:16]
+    key = diskcache.make_key("routing", {
+        "tasks": list(seq), "tokens": cfg.tokens, "experts": cfg.experts, "top_k": cfg.top_k,
+        "moe_layers": cfg.moe_layers, "weights": [str(weights), st.st_size, int(st.st_mtime)], "code": code,
+        "python": list(sys.version_info[:2]), "numpy": _dist_version("numpy"),
+        "tokenizers": _dist_version("tokenizers")})
+    t0 = time.monotonic()
+    if cache and (entry := diskcache.lookup("routing", key, ("routing.npz",))) is not None:
+        try:
+            r = moe.load_routing(entry.path / "routing.npz")
+        except (InputError, OSError, ValueError):
+            r = None                                   # a damaged entry is a miss
+        if r is not None and r.tasks == seq:
+            progress(diskcache.saved_line("real routing", entry, time.monotonic() - t0))
+            return r
+    progress(f"real routing: MoEfying all-MiniLM-L6-v2 ({cfg.experts} experts, top-{cfg.top_k}) and "
+             f"running {len(set(seq))} tasks' text through it")
+    r = moe.minilm_routing(seq, tokens=cfg.tokens, num_experts=cfg.experts, top_k=cfg.top_k,
+                           moe_layers=cfg.moe_layers, progress=progress)
+    if cache:
+        with tempfile.TemporaryDirectory() as tmp:
+            moe.save_routing(r, Path(tmp) / "routing.npz")
+            data = (Path(tmp) / "routing.npz").read_bytes()
+        diskcache.store("routing", key, {"routing.npz": data},
+                        {"seconds": round(time.monotonic() - t0, 3), "tasks": list(seq), "net": cfg.name})
+    return r
+
+
+def _dist_version(dist: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _task_sequence(tasks: str | Sequence[str] | None, frames: int | None) -> tuple[str, ...]:
@@ -756,13 +969,15 @@ def _task_sequence(tasks: str | Sequence[str] | None, frames: int | None) -> tup
 # ============================================================================ RTL
 def generate(spec: HardwareSpec | str, design: str = "engine", *, out: str | os.PathLike = "rtl_out",
              name: str | None = None, replace: bool = False, progress: Progress | None = None,
-             part: str | None = None) -> GenerateResult:
+             part: str | None = None, cache: bool = True) -> GenerateResult:
     """Generate synthesizable Verilog (Amaranth) of ``design`` for the spec into
     ``out/NAME/`` (``name``: default ``<spec name>-<design>``) with a ``manifest.json``
     recording the spec, its digest, the ports and how to instantiate the top module, and the
     FPGA hand-off beside it (FuseSoC core, XDC and LPF clock constraints, Vivado and ECP5 build
     scripts; docs/handoff.md) for the spec's ``part``, or for ``part`` (a part or board name of
-    ``sparseforge.hwgen.parts``) when given.
+    ``sparseforge.hwgen.parts``) when given. The Verilog comes from the disk cache
+    (:mod:`sparseforge.cache`) when it holds the same spec digest, design, generator source and
+    Amaranth version; ``cache=False`` converts again and stores nothing.
     A folder that holds another design (another spec digest or kind) is refused unless
     ``replace``. Returns the design folder (``result.path``) and its manifest."""
     from sparseforge.hwgen.emit import DESIGNS, check_cost, default_name, design_dir, emit_design
@@ -783,19 +998,21 @@ def generate(spec: HardwareSpec | str, design: str = "engine", *, out: str | os.
     check_cost(spec, design)
     # emit_design says when its checks (the folder's current design among them) have passed
     path = emit_design(spec, design=design, out_root=Path(out), name=name, replace=bool(replace),
-                       progress=progress or _quiet, part=part)
+                       progress=progress or _quiet, part=part, cache=bool(cache))
     manifest = json.loads((path / "manifest.json").read_text())
     return GenerateResult(path=path, manifest=manifest)
 
 
 def synth(design: str | os.PathLike | GenerateResult, *, out: str | os.PathLike = "rtl_out", ecp5: bool = True,
           ecp5_device: str = "auto", freq_mhz: float = 100.0, ecp5_nodsp: bool = False,
-          progress: Progress | None = None) -> SynthResult:
+          progress: Progress | None = None, cache: bool = True) -> SynthResult:
     """Synthesise a generated design: Yosys ``synth_xilinx`` for UltraScale+ (LUT, FF, DSP,
     BRAM) and, with ``ecp5``, nextpnr-ecp5 place and route on ``ecp5_device`` (25k, 45k,
     85k or auto) for Fmax at target ``freq_mhz``; ``ecp5_nodsp`` builds the multipliers from
     LUTs. ``design`` is a :class:`GenerateResult`, a design folder or a design name inside
-    ``out``. Writes ``synth.json`` beside the manifest and returns its contents."""
+    ``out``. Writes ``synth.json`` beside the manifest and returns its contents. Each tool's
+    results come from the disk cache (:mod:`sparseforge.cache`) when it holds the same Verilog,
+    top, settings and tool versions; ``cache=False`` runs the tools again and stores nothing."""
     from sparseforge.hwgen.synth import check_options, read_manifest, synth_design
 
     if isinstance(design, GenerateResult):
@@ -815,7 +1032,8 @@ def synth(design: str | os.PathLike | GenerateResult, *, out: str | os.PathLike 
     (progress or _quiet)(f"synthesising {target} (Yosys synth_xilinx for UltraScale+"
                          + ("" if not ecp5 else f", nextpnr-ecp5 {ecp5_device} for Fmax")
                          + "); the first run compiles the tools (~2 min)")
-    data = synth_design(target, run_ecp5=ecp5, ecp5_device=ecp5_device, freq_mhz=freq_mhz, ecp5_nodsp=ecp5_nodsp)
+    data = synth_design(target, run_ecp5=ecp5, ecp5_device=ecp5_device, freq_mhz=freq_mhz, ecp5_nodsp=ecp5_nodsp,
+                        cache=bool(cache), progress=progress)
     return SynthResult(path=target, data=data)
 
 

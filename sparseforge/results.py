@@ -189,7 +189,7 @@ class SimulationResult(_Result):
         paths written (:func:`sparseforge.report.sim.write_simulation_report`)."""
         from .report.sim import write_simulation_report
 
-        return write_simulation_report(self.sparse, self.dense, self.spec, path)
+        return write_simulation_report(self.sparse, self.dense, self.spec, path, workload=self.workload)
 
     @property
     def spec(self) -> "HardwareSpec":
@@ -248,6 +248,38 @@ class SimulationResult(_Result):
             rows.append(row)
         return _frame(rows)
 
+    #: the header of SCALE-Sim v3's COMPUTE_REPORT.csv (scale-sim-v3 scalesim/simulator.py,
+    #: generate_reports; v2 has the same columns without the first cycles column)
+    SCALESIM_COMPUTE_HEADER = ("LayerID", "Total Cycles (incl. prefetch)", "Total Cycles", "Stall Cycles",
+                               "Overall Util %", "Mapping Efficiency %", "Compute Util %")
+
+    def to_scalesim_csv(self) -> str:
+        """The per-layer report as SCALE-Sim's ``COMPUTE_REPORT.csv``, written the way SCALE-Sim
+        writes it (``", "`` between fields, a trailing comma), so that scripts reading SCALE-Sim's
+        reports read it unchanged. One row per layer of the simulated (sparse) run, in order:
+
+        - ``LayerID``: the layer's 0-based index;
+        - ``Total Cycles (incl. prefetch)`` and ``Total Cycles``: the layer's cycles from its
+          first DRAM read to its last write-back (sparseforge has no separate prefetch phase,
+          so both are the same);
+        - ``Stall Cycles``: cycles the array waits for DRAM;
+        - ``Overall Util %``: useful MACs / (cycles x multipliers), as SCALE-Sim's
+          ``num_compute / (total_cycles * num_mac_unit)``;
+        - ``Mapping Efficiency %``: useful MACs / issued multiplier slots: the share of the
+          array's multipliers holding a (kept) weight while operands stream, which on a dense
+          array is SCALE-Sim's mapped PEs / PEs averaged over folds;
+        - ``Compute Util %``: useful MACs / (compute cycles x multipliers): utilisation with
+          the stalls left out, fill and drain included, as SCALE-Sim's per-fold compute util.
+        """
+        mults = self.spec.multipliers
+        lines = [", ".join(self.SCALESIM_COMPUTE_HEADER) + ",\n"]
+        for i, lay in enumerate(self.sparse.layers):
+            items = (lay.cycles, lay.cycles, lay.stall_cycles, 100.0 * lay.utilisation,
+                     100.0 * lay.useful_macs / lay.issued_macs if lay.issued_macs else 0.0,
+                     100.0 * lay.useful_macs / (lay.compute_cycles * mults) if lay.compute_cycles else 0.0)
+            lines.append(f"{i}, " + ", ".join(str(x) for x in items) + ",\n")
+        return "".join(lines)
+
     def to_text(self) -> str:
         sparse, dense = self.sparse, self.dense
         spec = sparse.spec
@@ -261,6 +293,7 @@ class SimulationResult(_Result):
                 f"{'time us':>9} {'util':>6} {'stall':>8} {'DRAM':>10} {'energy uJ':>10}")
         if dense is not None:
             head += f" {'dense cyc':>10} {'speedup':>7}"
+        head += f"  {'N:M':<5} why"
         lines += [head, "-" * len(head)]
         dense_by = {lay.name: lay for lay in dense.layers} if dense is not None else {}
         for lay in sparse.layers:
@@ -270,6 +303,7 @@ class SimulationResult(_Result):
             if dense is not None:
                 d = dense_by[lay.name]
                 row += f" {d.cycles:>10} {d.cycles / lay.cycles:>6.2f}x"
+            row += f"  {lay.pattern:<5} {lay.reason}"
             lines.append(row)
         lines.append("-" * len(head))
         t = sparse.totals()
@@ -317,6 +351,12 @@ class SimulationResult(_Result):
 
 
 # ============================================================================ training
+def _train_row(lay: Any) -> dict[str, Any]:
+    """A training layer's row: its ``to_dict()`` plus the pattern its FF GEMM ran and why
+    (``ff_pattern``, ``ff_reason``: docs/sparsity.md)."""
+    return {**lay.to_dict(), "ff_pattern": lay.ff.pattern, "ff_reason": lay.ff.reason}
+
+
 @dataclass(frozen=True, eq=False)
 class TrainingResult(_Result):
     """One training iteration (:func:`sparseforge.simulate_training`): ``result`` with the
@@ -329,6 +369,16 @@ class TrainingResult(_Result):
     batch: int | str
     cycles_without: dict[str, int] = field(default_factory=dict)
     clock: dict[str, Any] | None = None        # the clock check (sparseforge.api.clock_check)
+
+    def write_html(self, path: "str | Path") -> list:
+        """Write the HTML report (per-GEMM bars, utilisation, roofline of the FF/BP/WG GEMMs,
+        energy, the iteration's breakdown, method against dense) to ``path`` and each
+        picture as PNG and SVG beside it; returns the paths written
+        (:func:`sparseforge.report.train.write_training_report`)."""
+        from .report.train import write_training_report
+
+        return write_training_report(self.result, self.dense, path, batch=self.batch,
+                                     cycles_without=self.cycles_without)
 
     @property
     def spec(self) -> "HardwareSpec":
@@ -364,7 +414,7 @@ class TrainingResult(_Result):
         out: dict[str, Any] = {"network": res.network, "batch": self.batch, "method": res.method,
                                "sparsity": self.sparsity, "interleave": res.interleave,
                                "pregenerate": res.pregenerate, **res.spec.record(),
-                               "layers": [lay.to_dict() for lay in res.layers], "totals": res.totals()}
+                               "layers": [_train_row(lay) for lay in res.layers], "totals": res.totals()}
         if self.dense is not None:
             out["dense_totals"] = self.dense.totals()
             out["speedup_over_dense"] = self.dense.cycles / res.cycles
@@ -375,7 +425,7 @@ class TrainingResult(_Result):
 
     def to_pandas(self) -> "pandas.DataFrame":
         """One row per layer: FF/BP/WG cycles, mask and update cycles, stalls, DRAM, energy."""
-        return _frame([lay.to_dict() for lay in self.result.layers])
+        return _frame([_train_row(lay) for lay in self.result.layers])
 
     def to_text(self) -> str:
         from sparseforge.sim.train import ideal_speedup
@@ -384,7 +434,7 @@ class TrainingResult(_Result):
         spec = res.spec
         mhz = spec.clock_mhz
         head = (f"{'layer':<22} {'FF cyc':>10} {'BP cyc':>10} {'WG cyc':>10} {'mask':>8} {'upd':>8} "
-                f"{'stall':>8} {'DRAM MiB':>9} {'energy uJ':>10}")
+                f"{'stall':>8} {'DRAM MiB':>9} {'energy uJ':>10}  {'FF N:M':<6} why")
         lines = [f"sparseforge simulate --train: {res.network} (batch {self.batch}), {res.method} {self.sparsity}",
                  f"hardware: {spec.name} [{spec.digest}] {spec.rows}x{spec.cols} PEs, {spec.n}:{spec.m}, "
                  f"{spec.multipliers} multipliers, {mhz:g} MHz, DRAM {spec.dram_bandwidth_gbps:g} GB/s; "
@@ -394,7 +444,8 @@ class TrainingResult(_Result):
             d = lay.to_dict()
             lines.append(f"{lay.name:<22} {d['ff_cycles']:>10} {d['bp_cycles']:>10} {d['wg_cycles']:>10} "
                          f"{d['mask_cycles']:>8} {d['update_cycles']:>8} {d['stall_cycles']:>8} "
-                         f"{d['dram_bytes'] / 2**20:>9.2f} {sum(d['energy_pj'].values()) / 1e6:>10.2f}")
+                         f"{d['dram_bytes'] / 2**20:>9.2f} {sum(d['energy_pj'].values()) / 1e6:>10.2f}  "
+                         f"{lay.ff.pattern:<6} {lay.ff.reason}")
         t = res.totals()
         lines += ["-" * len(head),
                   f"total: {t['cycles']} cycles = {t['time_ms']:.3f} ms per iteration at {mhz:g} MHz",
@@ -447,6 +498,18 @@ class SpgemmResult(_Result):
     nnz_c: int
     sim_seconds: float
     scipy_seconds: float
+
+    def write_html(self, path: "str | Path") -> list:
+        """Write the HTML report (per-dataflow bars, PE utilisation, roofline, energy, DRAM
+        traffic, the dataflows against each other) to ``path`` and each picture as PNG and
+        SVG beside it; returns the paths written
+        (:func:`sparseforge.report.spgemm.write_spgemm_report`)."""
+        from .report.spgemm import write_spgemm_report
+
+        def side(m: "NamedMatrix") -> dict[str, Any]:
+            return {"name": m.name, "shape": m.shape, "nnz": m.nnz, "source": m.source}
+
+        return write_spgemm_report(self.results, self.spec, path, a=side(self.a), b=side(self.b), checks=self.checks)
 
     def result(self, label: str) -> "DataflowResult":
         """The result of one dataflow by its label (``inner``, ``rowwise-hash-v3``, ...)."""
@@ -556,6 +619,15 @@ class MoeResult(_Result):
     result: "MoeSimResult"
     routing: "Routing"
     clock: dict[str, Any] | None = None        # the clock check (sparseforge.api.clock_check)
+
+    def write_html(self, path: "str | Path") -> list:
+        """Write the HTML report (per-layer bars of a frame, utilisation, roofline, energy per
+        schedule, the schedules against each other and the dense ViT, per MoE layer and per
+        frame) to ``path`` and each picture as PNG and SVG beside it; returns the paths
+        written (:func:`sparseforge.report.moe.write_moe_report`)."""
+        from .report.moe import write_moe_report
+
+        return write_moe_report(self.result, path, routing=self.routing_summary())
 
     @property
     def spec(self) -> "HardwareSpec":

@@ -174,7 +174,7 @@ def test_simulate_network_object_and_no_dense():
     ({"sparsity": "abc"}, "sparsity 'abc' is not allowed: write N:M (e.g. 2:4) or 'dense'"),
     ({"sparsity": 3}, "sparsity = 3 is not allowed"),
     ({"sparsity": "3:2"}, "sparsity 3:2 is not allowed: need integers 1 <= n <= m <= 64"),
-    ({"net": "nosuch"}, "network 'nosuch' is not known: choose one of bert_base, minilm, mobilenetv2, resnet18, resnet50, vgg16, vit_s16"),
+    ({"net": "nosuch"}, "network 'nosuch' is not known: choose one of bert_base, minilm, mobilenetv2, resnet18, resnet50, vgg16, vit_m3vit, vit_s16"),
     ({"net": "m3vit-small"}, "net 'm3vit-small' is an MoE network: simulate it with simulate_moe"),
     ({"net": "resnet50", "tokens": 16}, "tokens = 16 is not allowed with net 'resnet50': it takes batch"),
     ({"net": "minilm", "batch": 2}, "batch = 2 is not allowed with net 'minilm': it takes tokens"),

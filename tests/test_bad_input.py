@@ -751,9 +751,9 @@ HAND: list[Case] = [
     Case("compare-bad-extension", ("compare", "--hw", "tiny", "--hw", "default", "-o", "{out}/c.xlsx"), "c.xlsx"),
     Case("compare-json-with-output", ("compare", "--hw", "tiny", "--hw", "default", "--json", "-o",
                                       "{out}/c.csv"), "--json"),
-    # --- simulate's HTML report: inference only
-    Case("sim-html-with-train", ("simulate", "--train", "--net", "minilm", "--no-dense", "-o", "{out}/r.html"),
-         "r.html"),
+    # --- simulate's HTML report (inference, --train and MoE): the extension picks the format
+    Case("sim-html-with-train-json", ("simulate", "--train", "--net", "minilm", "--no-dense", "--json", "-o",
+                                      "{out}/r.html"), "r.html"),
     # --- the command line itself
     Case("cli-no-command", (), "COMMAND"),
     Case("cli-unknown-command", ("bogus",), "bogus"),

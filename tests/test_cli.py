@@ -158,7 +158,7 @@ def test_simulate_output_file_not_created_on_error(tmp_path, capsys):
     (["--sparsity", "3:2"], "sparsity 3:2 is not allowed: need integers 1 <= n <= m <= 64"),
     (["--sparsity", "abc"], "--sparsity 'abc' is not allowed: write N:M (e.g. 2:4) or 'dense'"),
     (["--sparsity", "2:4:8"], "--sparsity '2:4:8' is not allowed: write N:M (e.g. 2:4) or 'dense'"),
-    (["--net", "nosuch"], "network 'nosuch' is not known: choose one of bert_base, minilm, mobilenetv2, resnet18, resnet50, vgg16, vit_s16"),
+    (["--net", "nosuch"], "network 'nosuch' is not known: choose one of bert_base, minilm, mobilenetv2, resnet18, resnet50, vgg16, vit_m3vit, vit_s16"),
     (["--tokens", "0"], "--tokens = 0 is not allowed: must be >= 1"),
     (["--tokens", "-3"], "--tokens = -3 is not allowed: must be >= 1"),
     (["--tokens", "513"], "minilm_network: tokens = 513 is not allowed: must be an integer in 1..512"),
@@ -352,11 +352,11 @@ def test_every_command_module_is_registered():
 
 def test_cli_modules_import_no_cycle():
     """No command module imports cli.main (which imports them all); each imports of the
-    project only the API, the spec, errors, file helpers and sibling CLI modules."""
+    project only the API, the spec, errors, progress, file helpers and sibling CLI modules."""
     import ast
 
     folder = Path(__file__).resolve().parent.parent / "sparseforge" / "cli"
-    allowed = {"api", "spec", "errors", "fileio", "results"}
+    allowed = {"api", "spec", "errors", "fileio", "results", "progress"}
     for name in ("presets", "simulate", "moe", "train", "spgemm", "generate", "synth", "options", "kit"):
         tree = ast.parse((folder / f"{name}.py").read_text())
         for node in ast.walk(tree):
@@ -445,7 +445,8 @@ def test_csv_rows_per_layer_dataflow_schedule(command, tmp_path, capsys):
 @pytest.mark.parametrize("name, extra, message", [
     ("r.xlsx", [], "--output '{p}' is not allowed: its extension picks the format; use .json, .csv, .txt, .html, .htm"),
     ("report", [], "--output '{p}' is not allowed: its extension picks the format; use .json, .csv, .txt, .html, .htm"),
-    ("r.html", ["--train"], "--output '{p}' is not allowed: its extension picks the format; use .json, .csv, .txt"),
+    ("r.xlsx", ["--train"], "--output '{p}' is not allowed: its extension picks the format; use .json, .csv, .txt, "
+                            ".html, .htm"),
     ("r.csv", ["--json"], "--json is not allowed with --output '{p}': the extension picks the format (.json for JSON)"),
 ])
 def test_output_extension_errors(name, extra, message, tmp_path, capsys):

@@ -135,7 +135,7 @@ def test_depthwise_mode_macs_and_cycles_agree(mobilenet_inference):
     for s, d in zip(sparse.layers, dense.layers):
         if s.name.endswith("depthwise"):
             assert s.mode == d.mode == "packed" and s.pack > 1
-            assert s.to_dict() == d.to_dict()
+            assert {**s.to_dict(), "reason": ""} == {**d.to_dict(), "reason": ""}   # why differs
         elif s.name != "features.0":
             assert s.mode == "sparse" and s.useful_macs * 4 == d.useful_macs
     dw = sum(lay.cycles for lay in sparse.layers if lay.name.endswith("depthwise"))

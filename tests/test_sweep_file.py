@@ -172,7 +172,7 @@ BAD = [
      "workloads[0].kind = \"serving\" is not allowed: choose one of inference, training, spgemm, moe"),
     ("bad workload net", sweep_text("rows = [8]", tail=TAIL.replace('"minilm"', '"lenet"')),
      "workloads[0].net = \"lenet\" is not allowed: choose one of minilm, resnet50, resnet18, vgg16, "
-     "mobilenetv2, vit_s16, bert_base"),
+     "mobilenetv2, vit_s16, vit_m3vit, bert_base"),
     ("random n > grid", sweep_text("rows = [8, 16]", search='[search]\nkind = "random"\nn = 3'),
      "[search] n = 3 is not allowed: the axes span only 2 points"),
     ("missing workloads", sweep_text("rows = [8]", tail='[target]\npart = "xczu7ev"\n'), "[[workloads]] is missing"),

@@ -134,7 +134,7 @@ def test_training_step_network_order_and_input_bp():
 
 def test_unknown_name_and_bad_sizes():
     """Unknown names list the known networks; bad batch / seq values are rejected."""
-    with pytest.raises(ValueError, match="bert_base, minilm, mobilenetv2, resnet18, resnet50, vgg16, vit_s16"):
+    with pytest.raises(ValueError, match="bert_base, minilm, mobilenetv2, resnet18, resnet50, vgg16, vit_m3vit, vit_s16"):
         get_training_network("alexnet")
     with pytest.raises(ValueError, match="batch"):
         get_training_network("resnet18", batch=0)
@@ -169,3 +169,38 @@ def test_one_zoo_for_inference_and_training(capsys):
     assert out["totals"]["useful_macs"] == get_network("vgg16", batch=2).macs()
     assert main(["simulate", "--net", "bert_base", "--tokens", "32", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["layers"]) == len(get_network("bert_base", tokens=32).layers)
+
+
+def test_dense_vit_at_m3vit_shape_is_the_moe_baseline():
+    """vit_m3vit is M3ViT's dense ViT-small backbone (12 heads of 32, 1025 tokens, MLP 1536):
+    the same GEMM shapes and MACs as the MoE simulator's dense baseline
+    (models.moe.dense_vit_network), for inference and training, and it simulates from the CLI."""
+    from sparseforge.api import simulate, simulate_training
+    from sparseforge.models import moe
+    from sparseforge.models.zoo import get_network
+
+    vit = get_network("vit_m3vit")
+    base = moe.dense_vit_network(moe.get_config("m3vit-small"))
+    assert vit.macs() == base.macs()
+    shapes = sorted((l.tokens, l.k, l.n_out, l.count) for l in vit)
+    assert shapes == sorted((l.tokens, l.k, l.n_out, l.count) for l in base)
+    qkv, scores = vit.layer("blocks.0.attn.qkv"), vit.layer("blocks.0.attn.scores")
+    assert (qkv.tokens, qkv.k, qkv.n_out) == (1025, 384, 1152)
+    assert (scores.tokens, scores.k, scores.n_out, scores.count) == (1025, 32, 1025, 12)
+    assert vit.input_layers == ("patch_embed",) and vit.layer("patch_embed").tokens == 1024
+    assert get_training_network("vit_m3vit", batch=2).macs() == 2 * vit.macs()
+    res = simulate("default", "vit_m3vit", sparsity="2:4")
+    assert res.sparse.totals()["useful_macs"] < vit.macs() == res.dense.totals()["useful_macs"]   # linears 2:4
+    tr = simulate_training("default", "vit_m3vit", batch=2, sparsity="2:4", ablations=False)
+    assert tr.speedup > 1.0
+
+
+def test_every_zoo_network_is_a_sweep_workload():
+    """Sweeps build every network of the zoo, sized by tokens (MiniLM, BERT-base) or batch."""
+    from sparseforge.models.zoo import NETWORKS, get_network
+    from sparseforge.sweep import workloads
+
+    for name in NETWORKS:
+        nw, _ = workloads._network(name, None, None, 32, 2, None)
+        size = {"tokens": 32} if name in workloads.TOKEN_NETWORKS else {"batch": 2}
+        assert nw.layers == get_network(name, **size).layers, name

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="a spec: preset name or TOML file; give it two or more times, the first is the reference")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override one spec field in every spec, e.g. --set clock_mhz=250 (repeatable)")
-    p.add_argument("--net", default="minilm", help="network: minilm, bert_base, resnet50, resnet18, vgg16, mobilenetv2 or vit_s16 "
+    p.add_argument("--net", default="minilm", help="network: minilm, bert_base, resnet50, resnet18, vgg16, mobilenetv2, vit_s16 or vit_m3vit "
                         "(default: %(default)s)")
     p.add_argument("--sparsity", metavar="N:M|dense",
                    help="weight sparsity of the prunable layers for every spec (default: each spec's own n:m)")

@@ -6,7 +6,7 @@ import argparse
 
 from .. import api
 from . import options
-from .kit import command, progress
+from .kit import command, reporter
 
 __all__ = ["register", "cmd_generate"]
 
@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                   "spec's part)")
     p.add_argument("--replace", action="store_true",
                    help="replace the folder even when it holds another design (another spec digest or kind)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="convert again instead of reading the Verilog from the disk cache (~/.cache/sparseforge, "
+                        "keyed by spec digest, design, generator source and Amaranth version), and store nothing")
     p.set_defaults(func=cmd_generate)
     return p
 
@@ -41,6 +44,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     spec = options.spec(args)
     options.check_output_dir(args.out, "--out")
     result = api.generate(spec, args.design, out=args.out, name=args.name,
-                          replace=args.replace, progress=progress, part=args.part)
+                          replace=args.replace, progress=reporter(args), part=args.part, cache=not args.no_cache)
     print(result.to_json() if args.json else result.to_text())
     return 0

@@ -11,7 +11,7 @@ from ..api import UserError
 from ..errors import InputError
 from ..fileio import os_reason, write_atomic
 
-__all__ = ["UserError", "progress", "write_atomic", "command", "cli_message", "os_message", "read_prose", "OPTION_NAMES"]
+__all__ = ["UserError", "progress", "reporter", "Reporter", "write_atomic", "command", "cli_message", "os_message", "read_prose", "OPTION_NAMES"]
 
 #: API arguments whose command-line option is not ``--`` + the name with '-' for '_'
 OPTION_NAMES = {"input_shapes": "--input-shape", "freq_mhz": "--freq"}
@@ -20,6 +20,68 @@ OPTION_NAMES = {"input_shapes": "--input-shape", "freq_mhz": "--freq"}
 def progress(msg: str) -> None:
     """One progress line on stderr (stdout stays clean for reports and JSON)."""
     print(f"[sparseforge] {msg}", file=sys.stderr, flush=True)
+
+
+class Reporter:
+    """The command line's progress: one-line messages (``[sparseforge] ...`` on stderr, as
+    :func:`progress`) and, for long work (:func:`sparseforge.progress.progress_task`), a tqdm
+    bar with the share done and the time left, drawn only when ``bars`` (stderr is a
+    terminal and no ``--json``): in a pipe, a log or a CI job long work stays quiet."""
+
+    def __init__(self, bars: bool):
+        self.bars = bars
+        self._open = 0
+
+    def __call__(self, msg: str) -> None:
+        if self._open:
+            from tqdm import tqdm
+
+            tqdm.write(f"[sparseforge] {msg}", file=sys.stderr)
+        else:
+            progress(msg)
+
+    def task(self, label: str, *, total: float | None = None, unit: str = ""):
+        from ..progress import NullTask
+
+        if not self.bars:
+            return NullTask()
+        return _Bar(self, label, total, unit)
+
+
+class _Bar:
+    """A tqdm bar on stderr for one task of a :class:`Reporter`."""
+
+    def __init__(self, owner: Reporter, label: str, total: float | None, unit: str):
+        from tqdm import tqdm
+
+        self.owner = owner
+        owner._open += 1
+        self.bar = tqdm(total=total, desc=f"[sparseforge] {label}", unit=f" {unit}" if unit else "it",
+                        file=sys.stderr, dynamic_ncols=True, leave=False, mininterval=0.5,
+                        unit_scale=bool(total and total > 10_000))
+
+    def advance(self, n: float = 1, note: str = "") -> None:
+        if note:
+            self.bar.set_postfix_str(note, refresh=False)
+        self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+            self.owner._open -= 1
+
+    def __enter__(self) -> "_Bar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def reporter(args=None) -> Reporter:
+    """The progress reporter of a command: bars when stderr is a terminal and the command
+    was not asked for ``--json``."""
+    return Reporter(bars=sys.stderr.isatty() and not getattr(args, "json", False))
 
 
 def read_prose(path: str, option: str) -> str:

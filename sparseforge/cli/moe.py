@@ -21,7 +21,7 @@ from pathlib import Path
 from .. import api
 from ..spec import HardwareSpec
 from . import options
-from .kit import UserError, command, progress, write_atomic
+from .kit import UserError, command, progress, reporter, write_atomic
 
 __all__ = ["add_arguments", "run"]
 
@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "synthetic: Zipf-skewed random routing, labelled as such (default: %(default)s)")
     g.add_argument("--routing-file", metavar="FILE.npz", help="replay a saved routing (defines tasks and frames)")
     g.add_argument("--save-routing", metavar="FILE.npz", help="save the routing used")
+    g.add_argument("--no-cache", action="store_true",
+                   help="recompute the real routing and store nothing (it is cached on disk, ~/.cache/sparseforge, "
+                        "by tasks, network shape, weights and code)")
     g.add_argument("--experts", type=int, help="experts per MoE layer (default: 16)")
     g.add_argument("--top-k", type=int, help="experts per token (default: 4)")
     g.add_argument("--zipf", type=float, default=1.0, help="synthetic routing: Zipf exponent (default: %(default)s)")
@@ -54,14 +57,14 @@ def run(args: argparse.Namespace, spec: HardwareSpec) -> int:
         if getattr(args, name, None):
             raise UserError(f"--{name.replace('_', '-')} is not allowed with --net {args.net}: it applies to the "
                             "MiniLM and ResNet-50 simulations")
-    options.output_format(args)
+    options.output_format(args, html=True)
     if args.routing_file and (args.tasks is not None or args.frames is not None):
         raise UserError("--tasks and --frames are not allowed with --routing-file: the file defines the frames")
     options.check_output_file(args.save_routing, "--save-routing")
     result = api.simulate_moe(spec, args.net, tasks=args.tasks, frames=args.frames, schedule=args.schedule,
                               routing=Path(args.routing_file) if args.routing_file else args.routing,
                               tokens=args.tokens, experts=args.experts, top_k=args.top_k, zipf=args.zipf,
-                              seed=args.seed, progress=progress)
+                              seed=args.seed, cache=not args.no_cache, progress=reporter(args))
     if args.save_routing:
         write_atomic(Path(args.save_routing), result.save_routing, what="--save-routing")
         progress(f"wrote routing to {args.save_routing}")

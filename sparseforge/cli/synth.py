@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from .. import api
-from .kit import command, progress
+from .kit import command, reporter
 
 __all__ = ["register", "cmd_synth"]
 
@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--ecp5-nodsp", action="store_true",
                    help="build ECP5 multipliers from LUTs (for arrays with more multipliers than DSP blocks)")
     p.add_argument("--freq", type=float, default=100.0, help="nextpnr target clock in MHz (default: %(default)s)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="run the tools again instead of restoring their results from the disk cache "
+                        "(~/.cache/sparseforge, keyed by the Verilog, top, settings and tool versions), and store nothing")
     p.add_argument("--json", action="store_true", help="print JSON for machines instead of text")
     p.set_defaults(func=cmd_synth)
     return p
@@ -31,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 @command
 def cmd_synth(args: argparse.Namespace) -> int:
     result = api.synth(args.design, out=args.out, ecp5=not args.no_ecp5, ecp5_device=args.ecp5_device,
-                       freq_mhz=args.freq, ecp5_nodsp=args.ecp5_nodsp, progress=progress)
+                       freq_mhz=args.freq, ecp5_nodsp=args.ecp5_nodsp, progress=reporter(args),
+                       cache=not args.no_cache)
     print(result.to_json() if args.json else result.to_text())
     return 0

@@ -7,7 +7,7 @@ import argparse
 
 from .. import api
 from . import options
-from .kit import command, progress
+from .kit import command, reporter
 
 __all__ = ["register", "cmd_train"]
 
@@ -39,5 +39,5 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec = options.spec(args)
     result = api.train_accuracy(spec, model=args.model, methods=args.methods, sparsities=args.sparsities,
                                 epochs=args.epochs, seed=args.seed, net=args.net, batch=args.batch,
-                                progress=progress)
+                                progress=reporter(args))
     return options.emit(result, args)

@@ -24,7 +24,7 @@ from sparseforge.sim.simulate import NetworkResult, simulate_network
 from sparseforge.spec import HardwareSpec
 
 from .base import ReportError, write_files_atomic
-from .page import Section, render_page
+from .page import Section, page_files
 from .plots import Picture, energy_picture, layer_compare_picture
 
 __all__ = ["Comparison", "compare_specs", "write_comparison", "OUTPUT_SUFFIXES", "NATIVE"]
@@ -191,14 +191,8 @@ def _html(cmp: Comparison, path: Path) -> dict[Path, bytes | str]:
         sections.append(Section(pic.title).picture(pic))
     sections.append(Section("Per-layer time", intro="Time of each layer on each spec, and its ratio to the first spec.")
                     .table(wide, text_columns=["layer"]))
-    page = render_page(f"sparseforge compare: {cmp.network}", ", ".join(
-        f"{lab} [{res.spec.digest}] weights {_sp(res)}" for lab, res in zip(cmp.labels, cmp.results)), sections)
-    files: dict[Path, bytes | str] = {path: page}
-    for pic in pics:
-        png, svg = pic.images()
-        files[path.with_name(f"{path.stem}-{pic.name}.png")] = png
-        files[path.with_name(f"{path.stem}-{pic.name}.svg")] = svg
-    return files
+    return page_files(path, f"sparseforge compare: {cmp.network}", ", ".join(
+        f"{lab} [{res.spec.digest}] weights {_sp(res)}" for lab, res in zip(cmp.labels, cmp.results)), sections, pics)
 
 
 def _csv(cmp: Comparison) -> str:

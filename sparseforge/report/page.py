@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 from plotly.offline import get_plotlyjs
 
-from .base import fmt_value
+from .base import ReportError, fmt_value, write_files_atomic
 from .plots import Picture
 
-__all__ = ["Section", "render_page", "table_html"]
+__all__ = ["Section", "render_page", "table_html", "facts_html", "html_path", "page_files", "write_report"]
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; max-width: 1280px;
@@ -94,3 +95,32 @@ def render_page(title: str, subtitle: str, sections: Sequence[Section]) -> str:
             f"<script type=\"text/javascript\">{get_plotlyjs()}</script>\n</head>\n<body>\n"
             f"<h1>{html.escape(title)}</h1>\n<p class=\"sub\">{html.escape(subtitle)}</p>\n"
             + "\n".join(body) + "\n</body>\n</html>\n")
+
+
+def html_path(path: Path | str) -> Path:
+    """``path`` as a :class:`Path` when it names an ``.html`` file (any case, or ``.htm``),
+    else :class:`ReportError`: the report's ``--output`` picks the format by extension."""
+    path = Path(path)
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise ReportError(f"--output {str(path)!r} is not allowed for the HTML report: give a file ending in .html")
+    return path
+
+
+def page_files(path: Path, title: str, subtitle: str, sections: Sequence[Section],
+               pictures: Sequence[Picture]) -> dict[Path, bytes | str]:
+    """The files of a report, in memory: the page ``path`` (:func:`render_page`), then each
+    picture as ``<stem>-<picture>.png`` and ``.svg`` beside it, in page order."""
+    files: dict[Path, bytes | str] = {path: render_page(title, subtitle, sections)}
+    for pic in pictures:
+        png, svg = pic.images()
+        files[path.with_name(f"{path.stem}-{pic.name}.png")] = png
+        files[path.with_name(f"{path.stem}-{pic.name}.svg")] = svg
+    return files
+
+
+def write_report(path: Path, title: str, subtitle: str, sections: Sequence[Section],
+                 pictures: Sequence[Picture]) -> list[Path]:
+    """Write :func:`page_files` all at once (:func:`~sparseforge.report.base.write_files_atomic`:
+    every file is staged first, so a failure leaves the old files whole). Returns the
+    paths, the page first, then PNG and SVG per picture in page order."""
+    return write_files_atomic(page_files(path, title, subtitle, sections, pictures))

@@ -29,8 +29,9 @@ from plotly.subplots import make_subplots
 from .base import Objective, ReportError
 
 __all__ = ["Picture", "ParetoPanel", "pareto_picture", "pareto_grid_png_svg", "sensitivity_picture",
-           "layer_segments", "layer_bars_picture", "roofline_picture", "energy_picture", "layer_compare_picture",
-           "COLORS", "PLOTLY_CONFIG"]
+           "layer_segments", "layer_bars_picture", "roofline_points", "roofline_left_out", "roofline_picture", "energy_picture",
+           "stacked_bars_picture", "metric_panels_picture", "layer_compare_picture", "speedup_picture", "ENERGY_EXTRA", "COLORS",
+           "PLOTLY_CONFIG"]
 
 COLORS = {
     "front": "#1f5fa8",        # Pareto points
@@ -44,6 +45,9 @@ COLORS = {
     "sram": "#55a868",
     "dram": "#c44e52",
     "roof": "#333333",
+    "sore": "#8172b3",
+    "update": "#937860",
+    "experts": "#da8bc3",
 }
 #: Colours of the series of grouped bars and rooflines (first = the reference).
 SERIES = ["#4c72b0", "#dd8452", "#55a868", "#8172b3", "#937860", "#da8bc3", "#8c8c8c", "#ccb974"]
@@ -465,13 +469,33 @@ def layer_bars_picture(name: str, segments: pd.DataFrame, *, title: str, caption
 
 
 # ------------------------------------------------------------------------ roofline
+def roofline_points(names: Sequence[str], useful_macs: Sequence[float], dram_bytes: Sequence[float],
+                    cycles: Sequence[float], clock_hz: float) -> pd.DataFrame:
+    """The roofline coordinates of runs (layers, GEMMs, dataflows): ``intensity`` = useful
+    MACs per DRAM byte (infinite without DRAM traffic) and ``rate`` = useful MACs per
+    second at ``clock_hz``; one row per run, ``name`` its hover text."""
+    dram = np.asarray(dram_bytes, float)
+    macs = np.asarray(useful_macs, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        intensity = np.where(dram > 0, macs / dram, np.inf)
+    rate = macs / (np.asarray(cycles, float) / clock_hz)
+    return pd.DataFrame({"name": list(names), "intensity": intensity, "rate": rate})
+
+
+def roofline_left_out(series: Mapping[str, pd.DataFrame]) -> int:
+    """How many runs of ``series`` cannot be placed on a roofline (no DRAM traffic)."""
+    return sum(int((~np.isfinite(s["intensity"])).sum()) for s in series.values())
+
+
 def roofline_picture(name: str, series: Mapping[str, pd.DataFrame], *, peak_macs_per_s: float,
-                     dram_bytes_per_s: float, title: str, caption: str = "") -> Picture:
+                     dram_bytes_per_s: float, title: str, caption: str = "", annotate: bool = False) -> Picture:
     """Layers on a roofline: x = arithmetic intensity (useful MACs per DRAM byte), y =
     achieved useful MACs per second; the roof is min(peak, intensity x DRAM bandwidth).
     ``series`` maps a label to a DataFrame with ``name``, ``intensity``, ``rate``; each row
-    is one marker. Layers with no DRAM traffic (infinite intensity) cannot be placed and are
-    left out, which the caption should say."""
+    is one marker (:func:`roofline_points`). Layers with no DRAM traffic (infinite
+    intensity) cannot be placed and are left out, which the caption should say. With
+    ``annotate`` every marker is labelled with its name (for a handful of points, such as
+    the dataflows of one SpGEMM)."""
     if not peak_macs_per_s > 0 or not dram_bytes_per_s > 0:
         raise ReportError(f"roofline: peak = {peak_macs_per_s!r} MAC/s and bandwidth = {dram_bytes_per_s!r} B/s "
                           "are not allowed: both must be > 0")
@@ -491,6 +515,8 @@ def roofline_picture(name: str, series: Mapping[str, pd.DataFrame], *, peak_macs
             marker=dict(color=SERIES[i % len(SERIES)], size=8, symbol="circle" if i == 0 else "circle-open",
                         line=dict(width=1 if i == 0 else 1.5, color=SERIES[i % len(SERIES)])),
             text=df["name"], hovertemplate="%{text}<br>%{x:.3g} MAC/B, %{y:.3g} GMAC/s<extra>" + label + "</extra>"))
+        if annotate:
+            fig.data[-1].update(mode="markers+text", textposition="top center", textfont=dict(size=9))
     _layout(fig, title, height=480)
     ally = np.concatenate([ry] + [v["rate"].to_numpy(float) / 1e9 for v in pts.values()])
     fig.update_xaxes(title_text="arithmetic intensity (useful MACs per DRAM byte)", **_plotly_log(rx))
@@ -508,6 +534,10 @@ def roofline_picture(name: str, series: Mapping[str, pd.DataFrame], *, peak_macs
             c = SERIES[i % len(SERIES)]
             ax.scatter(df["intensity"], df["rate"] / 1e9, s=22, label=label,
                        facecolors=c if i == 0 else "none", edgecolors=c, zorder=3)
+            if annotate:
+                for nm, xv, yv in zip(df["name"], df["intensity"], df["rate"] / 1e9):
+                    ax.annotate(str(nm), (xv, yv), textcoords="offset points", xytext=(0, 4), ha="center",
+                                fontsize=6)
         ax.set_xscale("log")
         ax.set_yscale("log")
         _plain_log_ticks(ax.xaxis, rx)
@@ -525,42 +555,130 @@ def roofline_picture(name: str, series: Mapping[str, pd.DataFrame], *, peak_macs
     return Picture(name, title, caption, fig, draw)
 
 
-# ------------------------------------------------------------------------ energy
-_ENERGY = (("mac", "MAC"), ("sram", "on-chip SRAM"), ("dram", "DRAM"))
-
-
-def energy_picture(name: str, bars: Mapping[str, Mapping[str, float]], *, title: str, unit: str = "uJ",
-                   caption: str = "") -> Picture:
-    """Stacked energy per bar: ``bars`` maps a label (a run, a spec) to its energy per
-    component (``mac``, ``sram``, ``dram``) in ``unit``."""
+# ------------------------------------------------------------------------ stacked bars
+def stacked_bars_picture(name: str, bars: Mapping[str, Mapping[str, float]],
+                         components: Sequence[tuple[str, str, str]], *, title: str, axis: str, unit: str,
+                         what: str = "bar", caption: str = "", height: int = 420) -> Picture:
+    """One stacked bar per label of ``bars`` (a run, a spec, a dataflow, a schedule), its
+    parts the ``components`` -- ``(key, legend label, colour)`` in stacking order -- taken
+    from ``bars[label][key]`` in ``unit`` (a missing part is 0). ``axis`` names the y axis
+    (``"energy"`` gives ``"energy (uJ)"``). A part that is not a component is an error
+    naming ``what`` and the label."""
     labels = list(bars)
+    keys = [k for k, _, _ in components]
     for lab in labels:
-        unknown = set(bars[lab]) - {k for k, _ in _ENERGY}
+        unknown = set(bars[lab]) - set(keys)
         if unknown:
-            raise ReportError(f"energy of {lab!r}: component {sorted(unknown)[0]!r} is not allowed: "
-                              "components are mac, sram, dram")
+            raise ReportError(f"{what} of {lab!r}: component {sorted(unknown)[0]!r} is not allowed: "
+                              f"components are {', '.join(keys)}")
+    ylabel = unit if axis == unit else f"{axis} ({unit})"
     fig = go.Figure()
-    for key, comp in _ENERGY:
+    for key, comp, colour in components:
         vals = [float(bars[lab].get(key, 0.0)) for lab in labels]
-        fig.add_trace(go.Bar(x=labels, y=vals, name=comp, marker_color=COLORS[key],
+        fig.add_trace(go.Bar(x=labels, y=vals, name=comp, marker_color=colour,
                              hovertemplate="%{x}<br>" + comp + " %{y:.4g} " + unit + "<extra></extra>"))
-    _layout(fig, title, height=420)
+    _layout(fig, title, height=height)
     fig.update_layout(barmode="stack")
-    fig.update_yaxes(title_text=f"energy ({unit})")
+    fig.update_yaxes(title_text=ylabel)
     fig.update_xaxes(type="category")
 
     def draw() -> Figure:
         mfig, axes = _new_mpl(max(4.5, 1.4 * len(labels) + 2.5), 4.0)
         ax = axes[0][0]
         bottom = np.zeros(len(labels))
-        for key, comp in _ENERGY:
+        for key, comp, colour in components:
             vals = np.array([float(bars[lab].get(key, 0.0)) for lab in labels])
-            ax.bar(labels, vals, bottom=bottom, color=COLORS[key], label=comp, width=0.6)
+            ax.bar(labels, vals, bottom=bottom, color=colour, label=comp, width=0.6)
             bottom += vals
-        ax.set_ylabel(f"energy ({unit})")
+        ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=7)
         ax.grid(True, axis="y", lw=0.3, alpha=0.6)
+        if len(labels) > 4:
+            ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+        return mfig
+
+    return Picture(name, title, caption, fig, draw)
+
+
+# ------------------------------------------------------------------------ energy
+_ENERGY = (("mac", "MAC"), ("sram", "on-chip SRAM"), ("dram", "DRAM"))
+#: Energy components beyond the three every run has, drawn only where a bar has them: the
+#: training units and the MoE expert layers (whose MAC and on-chip parts the simulator
+#: reports as one sum).
+ENERGY_EXTRA = (("sore", "SORE (mask generation)"), ("update", "weight-update engine"),
+                ("experts", "MoE experts: MAC + on-chip"))
+
+
+def energy_picture(name: str, bars: Mapping[str, Mapping[str, float]], *, title: str, unit: str = "uJ",
+                   caption: str = "") -> Picture:
+    """Stacked energy per bar: ``bars`` maps a label (a run, a spec) to its energy per
+    component (``mac``, ``sram``, ``dram``, and where a run has them ``sore``, ``update``
+    or ``experts``: :data:`ENERGY_EXTRA`) in ``unit``."""
+    present = {k for parts in bars.values() for k in parts}
+    comps = [(k, label, COLORS[k]) for k, label in _ENERGY]
+    comps += [(k, label, COLORS[k]) for k, label in ENERGY_EXTRA if k in present]
+    known = [k for k, _ in _ENERGY + ENERGY_EXTRA]
+    for lab, parts in bars.items():
+        unknown = set(parts) - set(known)
+        if unknown:
+            raise ReportError(f"energy of {lab!r}: component {sorted(unknown)[0]!r} is not allowed: "
+                              f"components are {', '.join(known)}")
+    return stacked_bars_picture(name, bars, comps, title=title, axis="energy", unit=unit, what="energy",
+                                caption=caption)
+
+
+# ------------------------------------------------------------------------ metric panels
+def metric_panels_picture(name: str, categories: Sequence[str], panels: Sequence[tuple[str, Sequence[float]]], *,
+                          title: str, caption: str = "", columns: int = 3) -> Picture:
+    """Small multiples: one bar chart per metric (``panels``: ``(label with unit, one value
+    per category)``), the same colour for a category (a schedule, a dataflow, a run) in
+    every panel, each bar labelled with its value. A value that is None or NaN (the
+    metric does not apply to that category) leaves its bar out."""
+    cats = list(categories)
+    for label, vals in panels:
+        if len(vals) != len(cats):
+            raise ReportError(f"panel {label!r} has {len(vals)} values, not {len(cats)}: give one per category")
+    if not panels:
+        raise ReportError(f"picture {name!r} has no panel: give at least one metric")
+    ncols = min(columns, len(panels))
+    nrows = -(-len(panels) // ncols)
+
+    def clean(vals: Sequence[float]) -> np.ndarray:
+        return np.array([np.nan if v is None else float(v) for v in vals], float)
+
+    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=[lab for lab, _ in panels],
+                        horizontal_spacing=0.09, vertical_spacing=0.22 if nrows > 1 else 0.1)
+    colours = [SERIES[i % len(SERIES)] for i in range(len(cats))]
+    for j, (label, vals) in enumerate(panels):
+        v = clean(vals)
+        ok = np.isfinite(v)
+        fig.add_trace(go.Bar(x=[c for c, k in zip(cats, ok) if k], y=v[ok],
+                             marker_color=[c for c, k in zip(colours, ok) if k], showlegend=False, name=label,
+                             text=[f"{x:.4g}" for x in v[ok]], textposition="outside", cliponaxis=False,
+                             hovertemplate="%{x}<br>" + label + " %{y:.4g}<extra></extra>"),
+                      row=j // ncols + 1, col=j % ncols + 1)
+    _layout(fig, title, height=340 * nrows + 60)
+    fig.update_xaxes(type="category", tickangle=-30, tickfont=dict(size=9))
+    fig.update_yaxes(rangemode="tozero")
+    fig.update_annotations(font_size=11)
+
+    def draw() -> Figure:
+        mfig, axes = _new_mpl(4.0 * ncols, 3.2 * nrows, ncols=ncols, nrows=nrows)
+        flat = [ax for row in axes for ax in row]
+        for ax, (label, vals) in zip(flat, panels):
+            v = clean(vals)
+            ok = np.isfinite(v)
+            pos = np.flatnonzero(ok)
+            bars_ = ax.bar(pos, v[ok], color=[colours[i] for i in pos], width=0.7)
+            ax.bar_label(bars_, labels=[f"{x:.4g}" for x in v[ok]], fontsize=6, padding=1)
+            ax.set_xticks(range(len(cats)), cats, rotation=30, ha="right", fontsize=7)
+            ax.set_title(label, fontsize=9)
+            ax.grid(True, axis="y", lw=0.3, alpha=0.6)
+            ax.margins(y=0.15)
+        for ax in flat[len(panels):]:
+            ax.set_visible(False)
+        mfig.suptitle(title, fontsize=10)
         return mfig
 
     return Picture(name, title, caption, fig, draw)
@@ -617,3 +735,15 @@ def layer_compare_picture(name: str, layer_names: Sequence[str], series: Mapping
         return mfig
 
     return Picture(name, title, caption, fig, draw)
+
+
+def speedup_picture(name: str, layer_names: Sequence[str], run: tuple[str, Sequence[float]],
+                    reference: tuple[str, Sequence[float]], *, ratio_name: str, unit: str, title: str,
+                    caption: str = "") -> Picture:
+    """A run against its reference layer by layer (:func:`layer_compare_picture`): grouped
+    bars of ``run = (label, values)`` and ``reference``, and the speedup ``reference / run``
+    per layer as a line named ``ratio_name``."""
+    r = np.asarray(run[1], float)
+    ref = np.asarray(reference[1], float)
+    return layer_compare_picture(name, layer_names, {run[0]: r, reference[0]: ref}, unit=unit,
+                                 ratios={ratio_name: ref / r}, ratio_label="speedup", title=title, caption=caption)

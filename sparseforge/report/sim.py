@@ -20,15 +20,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from sparseforge.sim.simulate import NetworkResult
 from sparseforge.spec import HardwareSpec
 
-from .base import ReportError, write_files_atomic
-from .page import Section, facts_html, render_page
-from .plots import Picture, energy_picture, layer_bars_picture, layer_compare_picture, layer_segments, roofline_picture
+from .base import ReportError
+from .page import Section, facts_html, html_path, write_report
+from .plots import (
+    Picture, energy_picture, layer_bars_picture, layer_segments, roofline_left_out, roofline_picture,
+    roofline_points, speedup_picture,
+)
 
 __all__ = ["write_simulation_report", "simulation_pictures", "SIM_PICTURES", "sparsity_label"]
 
@@ -47,13 +49,8 @@ def _layers_frame(res: NetworkResult) -> pd.DataFrame:
 
 def _roofline_points(res: NetworkResult) -> pd.DataFrame:
     lay = _layers_frame(res)
-    clock_hz = res.spec.clock_mhz * 1e6
-    dram = lay["dram_bytes"].to_numpy(float)
-    macs = lay["useful_macs"].to_numpy(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        intensity = np.where(dram > 0, macs / dram, np.inf)
-    rate = macs / (lay["cycles"].to_numpy(float) / clock_hz)
-    return pd.DataFrame({"name": lay["name"], "intensity": intensity, "rate": rate})
+    return roofline_points(lay["name"], lay["useful_macs"], lay["dram_bytes"], lay["cycles"],
+                           res.spec.clock_mhz * 1e6)
 
 
 def _check(sparse: NetworkResult, dense: NetworkResult | None, spec: HardwareSpec) -> None:
@@ -85,7 +82,7 @@ def simulation_pictures(sparse: NetworkResult, dense: NetworkResult | None, spec
     series = {f"{sp} ({sparse.network})": _roofline_points(sparse)}
     if dense is not None:
         series[f"dense ({dense.network})"] = _roofline_points(dense)
-    left_out = sum(int((~np.isfinite(s["intensity"])).sum()) for s in series.values())
+    left_out = roofline_left_out(series)
     peak = spec.multipliers * spec.clock_mhz * 1e6
     pics.append(roofline_picture(
         "roofline", series, peak_macs_per_s=peak, dram_bytes_per_s=spec.dram_bandwidth_gbps * 1e9,
@@ -103,11 +100,9 @@ def simulation_pictures(sparse: NetworkResult, dense: NetworkResult | None, spec
                                        f"({spec.e_mac_pj:g} pJ), on-chip buffer bytes ({spec.e_sram_pj_per_byte:g} pJ/B) "
                                        f"and DRAM bytes ({spec.e_dram_pj_per_byte:g} pJ/B)."))
     if dense is not None:
-        s_cyc = np.array([x.cycles for x in sparse.layers], float)
-        d_cyc = np.array([x.cycles for x in dense.layers], float)
-        pics.append(layer_compare_picture(
-            "sparse-vs-dense", [x.name for x in sparse.layers], {sp: s_cyc, "dense": d_cyc}, unit="cycles",
-            ratios={"speedup (dense / sparse)": d_cyc / s_cyc}, ratio_label="speedup",
+        pics.append(speedup_picture(
+            "sparse-vs-dense", [x.name for x in sparse.layers], (sp, [x.cycles for x in sparse.layers]),
+            ("dense", [x.cycles for x in dense.layers]), ratio_name="speedup (dense / sparse)", unit="cycles",
             title=f"Sparse {sp} against dense on the same array: {dense.cycles / sparse.cycles:.2f}x in total",
             caption="Cycles per layer of both runs; the line is each layer's speedup. Layers that are not pruned "
                     "(attention products) or that are memory bound gain little."))
@@ -131,18 +126,18 @@ def _layer_table(sparse: NetworkResult, dense: NetworkResult | None) -> pd.DataF
 
 
 def write_simulation_report(sparse: NetworkResult, dense: NetworkResult | None, spec: HardwareSpec,
-                            path: Path | str) -> list[Path]:
+                            path: Path | str, workload: str | None = None) -> list[Path]:
     """Write the report page ``path`` (``.html``) and each picture as
     ``<stem>-<picture>.png``/``.svg`` beside it; returns the paths written. Nothing is
-    written when the arguments do not fit together (:class:`ReportError`)."""
-    path = Path(path)
-    if path.suffix.lower() not in (".html", ".htm"):
-        raise ReportError(f"--output {str(path)!r} is not allowed for the HTML report: give a file ending in .html")
+    written when the arguments do not fit together (:class:`ReportError`). ``workload``
+    names the run in the title (e.g. ``"minilm (128 tokens)"``; default the network's name)."""
+    path = html_path(path)
+    workload = workload or sparse.network
     pics = simulation_pictures(sparse, dense, spec)
     t = sparse.totals()
     sp = sparsity_label(sparse)
     facts = [
-        ("network", f"{sparse.network}, {len(sparse.layers)} GEMM layers, weights {sp}"),
+        ("network", f"{workload}, {len(sparse.layers)} GEMM layers, weights {sp}"),
         ("hardware", f"{spec.name} [{spec.digest}]: {spec.rows}x{spec.cols} PEs, {spec.n}:{spec.m}, "
                      f"{spec.multipliers} multipliers, {spec.act_width}-bit x {spec.weight_width}-bit, "
                      f"{spec.dataflow}"),
@@ -166,12 +161,6 @@ def write_simulation_report(sparse: NetworkResult, dense: NetworkResult | None, 
         sections.append(Section(titles[pic.name]).picture(pic))
     sections.append(Section("Per-layer results").table(_layer_table(sparse, dense),
                                                        text_columns=["layer", "mode", "dataflow"]))
-    page = render_page(f"sparseforge simulate: {sparse.network} on {spec.name}",
-                       f"weights {sp}; spec digest {spec.digest}; pictures also as {path.stem}-*.png/.svg",
-                       sections)
-    files: dict[Path, bytes | str] = {path: page}
-    for pic in pics:
-        png, svg = pic.images()
-        files[path.with_name(f"{path.stem}-{pic.name}.png")] = png
-        files[path.with_name(f"{path.stem}-{pic.name}.svg")] = svg
-    return write_files_atomic(files)
+    return write_report(path, f"sparseforge simulate: {workload} on {spec.name}",
+                        f"weights {sp}; spec digest {spec.digest}; pictures also as {path.stem}-*.png/.svg",
+                        sections, pics)

@@ -8,7 +8,7 @@ and keeps the record and the pruned weights in the cache, so that ``sparseforge 
 
 The cache folder is ``<sparseforge cache>/prune`` (``$SPARSEFORGE_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/sparseforge``, else ``~/.cache/sparseforge``; see
-:func:`sparseforge.hwgen.synth_cache.cache_dir`). An entry is ``<key>.npz`` (the pruned Linear
+:func:`sparseforge.cache.cache_dir`). An entry is ``<key>.npz`` (the pruned Linear
 tensors under their Hugging Face names, compressed) and ``<key>.json`` (the record), each
 written atomically, the weights first, so a record always has its weights. The key is
 SHA-256 over the network, pattern, method, recovery, calibration size, the calibration
@@ -56,7 +56,7 @@ RECORD_FIELDS = ("net", "sparsity", "method", "recover", "calib", "calib_text", 
 
 def cache_folder() -> Path:
     """The prune cache folder (not created here)."""
-    from ..hwgen.synth_cache import cache_dir
+    from ..cache import cache_dir
 
     return cache_dir() / "prune"
 

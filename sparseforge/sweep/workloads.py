@@ -89,7 +89,7 @@ def check_workload(kind: str, p: dict[str, Any], *, folder: Path) -> dict[str, A
         try:
             network(p)
         except (ValueError, FileNotFoundError) as exc:
-            key = "onnx" if p["onnx"] else ("tokens" if p["net"] == "minilm" else "batch")
+            key = "onnx" if p["onnx"] else ("tokens" if p["net"] in TOKEN_NETWORKS else "batch")
             raise _Bad(key, p[key], str(exc).splitlines()[0]) from None
     elif kind == "training":
         from ..models.zoo_train import TRAINING_NETWORKS
@@ -175,6 +175,10 @@ def _key(p: dict[str, Any]) -> tuple:
                         if not isinstance(v, dict)))
 
 
+#: the inference networks sized by their sequence length (``tokens``); the others take ``batch``
+TOKEN_NETWORKS = ("minilm", "bert_base")
+
+
 def network(p: dict[str, Any]):
     """The inference network of a workload (cached per process)."""
     shapes = p.get("input_shapes")
@@ -191,7 +195,7 @@ def _network(net: str | None, onnx: str | None, onnx_sha: str | None, tokens: in
     else:
         from ..models.zoo import get_network
 
-        nw = get_network(net, **({"tokens": tokens} if net == "minilm" else {"batch": batch}))
+        nw = get_network(net, **({"tokens": tokens} if net in TOKEN_NETWORKS else {"batch": batch}))
     return nw, _shape_groups(nw)
 
 
@@ -286,20 +290,20 @@ def _sparsity(spec: HardwareSpec, text: str) -> tuple[int, int] | None:
 def simulate_inference(spec: HardwareSpec, nw, sparsity: tuple[int, int] | None, groups: tuple[int, ...] | None = None):
     """:func:`sparseforge.sim.simulate.simulate_network`, each distinct layer shape simulated
     once (``groups[i]``: the first layer with layer i's shape, see :func:`_shape_groups`)."""
-    from ..dataflow.mapper import check_sparsity, map_layer
+    from ..dataflow.mapper import map_layer, network_plan
     from ..sim.simulate import NetworkResult, simulate_layer
 
     groups = _shape_groups(nw) if groups is None else groups
-    sp = check_sparsity(spec, sparsity)
-    done: dict[int, Any] = {}
+    plan = network_plan(spec, nw, sparsity)          # which layers are sparse: the default rule
+    done: dict[tuple, Any] = {}
     layers = []
     for i, lay in enumerate(nw.layers):
-        g = groups[i]
-        if g == i:
-            done[i] = simulate_layer(spec, map_layer(spec, lay, sp))
-            layers.append(done[i])
+        key = (groups[i], plan[i])                   # same shape and same plan entry: same result
+        if key not in done:
+            done[key] = simulate_layer(spec, map_layer(spec, lay, plan[i].pattern, reason=plan[i].reason))
+            layers.append(done[key])
         else:
-            layers.append(dataclasses.replace(done[g], name=lay.name))
+            layers.append(dataclasses.replace(done[key], name=lay.name))
     return NetworkResult(network=nw.name, spec=spec, sparsity=sparsity, layers=tuple(layers))
 
 
@@ -319,7 +323,12 @@ def simulate_workload(spec: HardwareSpec, w: Workload) -> WorkloadResult:
         from ..sim.train import simulate_training
 
         nw = _training_network(p["net"], p["batch"])
-        res = simulate_training(spec, nw, method=p["method"], sparsity=_sparsity(spec, p["sparsity"]),
+        sp = _sparsity(spec, p["sparsity"])
+        if p["method"] != "dense" and sp is not None:   # the default rule: stem, depthwise, K < M dense
+            from ..models.network import sparsity_plan, training_network
+
+            nw = training_network(nw, sparsity_plan(nw, sp))
+        res = simulate_training(spec, nw, method=p["method"], sparsity=sp,
                                 interleave=p["interleave"], pregenerate=p["pregenerate"])
         t = res.totals()
         rows = []
