@@ -65,6 +65,13 @@ class LayerResult:
     pack: int = 1           # groups of a grouped/depthwise conv per packed GEMM (mode "packed")
     pattern: str = "dense"  # the N:M pattern the layer runs ("2:4") or "dense"
     reason: str = ""        # why (models.network.REASONS: "mask", "rule:first", "--dense-layers", ...)
+    # per operand: on-chip reads of activations and weights, output reads and writes, and the
+    # DRAM bytes fetched of activations and weights (the outputs' are dram_write_bytes)
+    sram_act_bytes: int = 0
+    sram_wgt_bytes: int = 0
+    sram_out_bytes: int = 0
+    dram_act_bytes: int = 0
+    dram_wgt_bytes: int = 0
 
     @property
     def dram_bytes(self) -> int:
@@ -173,6 +180,8 @@ def simulate_layer(spec: HardwareSpec, mp: LayerMapping, *, timeline: DramTimeli
         dram_read_bytes=dram_r, dram_write_bytes=dram_w, sram_bytes=sram_bytes, energy_pj=energy,
         dataflow=mp.dataflow, pack=mp.pack,
         pattern=f"{mp.sparsity[0]}:{mp.sparsity[1]}" if mp.sparsity else "dense", reason=mp.reason,
+        sram_act_bytes=int(sram["act_read"]), sram_wgt_bytes=int(sram["wgt_read"]), sram_out_bytes=int(sram["out_rw"]),
+        dram_act_bytes=int(mp.fetch_act_bytes.sum()), dram_wgt_bytes=int(mp.fetch_wgt_bytes.sum()),
     )
 
 

@@ -280,6 +280,33 @@ class SimulationResult(_Result):
             lines.append(f"{i}, " + ", ".join(str(x) for x in items) + ",\n")
         return "".join(lines)
 
+    #: the header of SCALE-Sim v3's BANDWIDTH_REPORT.csv (scale-sim-v3 scalesim/simulator.py,
+    #: generate_reports, without its sparsity-support metadata column)
+    SCALESIM_BANDWIDTH_HEADER = ("LayerID", "Avg IFMAP SRAM BW", "Avg FILTER SRAM BW", "Avg OFMAP SRAM BW",
+                                 "Avg IFMAP DRAM BW", "Avg FILTER DRAM BW", "Avg OFMAP DRAM BW")
+
+    def to_scalesim_bandwidth_csv(self) -> str:
+        """The per-layer bandwidths as SCALE-Sim's ``BANDWIDTH_REPORT.csv``, in its layout
+        (``", "`` between fields, a trailing comma). Each column is one operand's traffic over
+        the layer's cycles, in bytes per cycle:
+
+        - ``Avg IFMAP SRAM BW``, ``Avg FILTER SRAM BW``: the on-chip reads of activations and
+          weights (the engine's buffer words the PEs read);
+        - ``Avg OFMAP SRAM BW``: the output buffer's reads and writes (partial sums included);
+        - ``Avg IFMAP DRAM BW``, ``Avg FILTER DRAM BW``, ``Avg OFMAP DRAM BW``: the DRAM bytes
+          fetched of activations and weights and written back of outputs.
+
+        SCALE-Sim counts words of its word size (1 byte by default) over each operand's active
+        window; sparseforge divides bytes by the layer's whole cycles, so for 8-bit operands the
+        units agree and the figures are averages over the same layer, not over the windows."""
+        lines = [", ".join(self.SCALESIM_BANDWIDTH_HEADER) + ",\n"]
+        for i, lay in enumerate(self.sparse.layers):
+            c = max(lay.cycles, 1)
+            items = (lay.sram_act_bytes / c, lay.sram_wgt_bytes / c, lay.sram_out_bytes / c,
+                     lay.dram_act_bytes / c, lay.dram_wgt_bytes / c, lay.dram_write_bytes / c)
+            lines.append(f"{i}, " + ", ".join(str(x) for x in items) + ",\n")
+        return "".join(lines)
+
     def to_text(self) -> str:
         sparse, dense = self.sparse, self.dense
         spec = sparse.spec

@@ -256,3 +256,31 @@ def test_cli_hw_cfg_prints_notes_and_writes_scalesim_compute_report(tmp_path, ca
         [100 * lay.useful_macs / (lay.compute_cycles * 1024) for lay in res.layers])
     raw = pd.read_csv(out)                 # without skipinitialspace, as SCALE-Sim's own file reads
     assert raw[" Total Cycles"].tolist() == df["Total Cycles"].tolist()
+
+
+def test_cli_writes_scalesim_bandwidth_report(tmp_path):
+    """`-o BANDWIDTH_REPORT.csv`: SCALE-Sim's header and layout; each column is the operand's
+    bytes over the layer's cycles, and the per-operand bytes add up to the layer's totals. On
+    AlexNet (8-bit activations, one pass over the im2col rows) the IFMAP DRAM bytes are T x K
+    and the FILTER DRAM bytes hold every weight once (rows padded to the 32-row array)."""
+    out = tmp_path / "BANDWIDTH_REPORT.csv"
+    assert main(["simulate", "--net", str(DATA / "alexnet.csv"), "--hw", "scalesim-32x32", "--no-dense",
+                 "-o", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == ("LayerID, Avg IFMAP SRAM BW, Avg FILTER SRAM BW, Avg OFMAP SRAM BW, "
+                        "Avg IFMAP DRAM BW, Avg FILTER DRAM BW, Avg OFMAP DRAM BW,")
+    assert all(line.endswith(",") for line in lines)
+    res = api.simulate("scalesim-32x32", str(DATA / "alexnet.csv"), dense=False)
+    df = pd.read_csv(out, skipinitialspace=True)
+    layers = res.sparse.layers
+    assert df["LayerID"].tolist() == list(range(len(layers)))
+    for col, field in (("Avg IFMAP SRAM BW", "sram_act_bytes"), ("Avg FILTER SRAM BW", "sram_wgt_bytes"),
+                       ("Avg OFMAP SRAM BW", "sram_out_bytes"), ("Avg IFMAP DRAM BW", "dram_act_bytes"),
+                       ("Avg FILTER DRAM BW", "dram_wgt_bytes"), ("Avg OFMAP DRAM BW", "dram_write_bytes")):
+        assert (df[col] * [lay.cycles for lay in layers]).tolist() == pytest.approx(
+            [getattr(lay, field) for lay in layers]), col
+    for lay in layers:
+        assert lay.dram_act_bytes + lay.dram_wgt_bytes == lay.dram_read_bytes
+        assert lay.sram_act_bytes + lay.sram_wgt_bytes + lay.sram_out_bytes < lay.sram_bytes   # + fill/drain
+        assert lay.dram_act_bytes == lay.tokens * lay.k
+        assert lay.k * lay.n_out <= lay.dram_wgt_bytes <= -(-lay.k // 32) * 32 * lay.n_out

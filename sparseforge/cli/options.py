@@ -4,8 +4,8 @@
   KEY=VALUE`` (repeatable) and ``--json``: :func:`add_hw_options`, read by :func:`spec`.
 - ``-o/--output FILE``: :func:`add_output_option`. The file's extension picks the format:
   ``.json`` (``result.to_dict()`` as JSON), ``.csv`` (``result.to_pandas()``: one row per
-  layer, dataflow, schedule or run; a file named ``COMPUTE_REPORT.csv`` gets SCALE-Sim's
-  compute-report columns where the result has them, :func:`is_scalesim_report`) or ``.txt``
+  layer, dataflow, schedule or run; a file named ``COMPUTE_REPORT.csv`` or ``BANDWIDTH_REPORT.csv``
+  gets SCALE-Sim's report columns where the result has them, :func:`is_scalesim_report`) or ``.txt``
   (the text report). Any other extension, or
   ``--json`` with a ``.csv``/``.txt`` file, is an error, found before any work is done
   (:func:`output_format`), as is a path that cannot be written.
@@ -123,15 +123,17 @@ def output_format(args: argparse.Namespace, *, html: bool = False) -> str:
     return fmt
 
 
-#: the file name that makes ``simulate -o`` write SCALE-Sim's compute report
-SCALESIM_REPORT = "COMPUTE_REPORT.csv"
+#: the file names that make ``simulate -o`` write SCALE-Sim's reports, with the result's
+#: method that writes each
+SCALESIM_REPORTS = {"compute_report.csv": "to_scalesim_csv", "bandwidth_report.csv": "to_scalesim_bandwidth_csv"}
 
 
 def is_scalesim_report(path: str | None) -> bool:
-    """Whether ``--output`` names SCALE-Sim's compute report (``COMPUTE_REPORT.csv``, any
-    case): ``simulate`` then writes SCALE-Sim's columns
-    (:meth:`sparseforge.results.SimulationResult.to_scalesim_csv`) instead of its own."""
-    return path is not None and Path(path).name.lower() == SCALESIM_REPORT.lower()
+    """Whether ``--output`` names one of SCALE-Sim's reports (``COMPUTE_REPORT.csv`` or
+    ``BANDWIDTH_REPORT.csv``, any case): ``simulate`` then writes SCALE-Sim's columns
+    (:meth:`sparseforge.results.SimulationResult.to_scalesim_csv`,
+    :meth:`~sparseforge.results.SimulationResult.to_scalesim_bandwidth_csv`) instead of its own."""
+    return path is not None and Path(path).name.lower() in SCALESIM_REPORTS
 
 
 def check_output_file(path: str | None, option: str) -> None:
@@ -154,8 +156,9 @@ def emit(result: Any, args: argparse.Namespace) -> int:
             progress(f"wrote {path}")
         return 0
     out = getattr(args, "output", None)
-    if fmt == "csv" and is_scalesim_report(out) and hasattr(result, "to_scalesim_csv"):
-        text = result.to_scalesim_csv()
+    writer = SCALESIM_REPORTS[Path(out).name.lower()] if fmt == "csv" and is_scalesim_report(out) else None
+    if writer is not None and hasattr(result, writer):
+        text = getattr(result, writer)()
     else:
         text = result.to_json() if fmt == "json" else result.to_csv() if fmt == "csv" else result.to_text()
     if out:
