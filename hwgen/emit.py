@@ -422,19 +422,6 @@ def generator_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
-@functools.lru_cache(maxsize=1)
-def _tool_versions() -> dict[str, str | None]:
-    import importlib.metadata
-
-    out: dict[str, str | None] = {}
-    for dist in ("sparseforge", "amaranth"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
-
-
 def emit_design(spec: HardwareSpec, *, design: str = "engine", out_root: Path | str = "rtl_out",
                 name: str | None = None, replace: bool = False, lock_timeout_s: float = LOCK_TIMEOUT_S,
                 progress: Any = None, part: str | None = None, cache: bool = False, **params: Any) -> Path:
@@ -469,7 +456,8 @@ def emit_design(spec: HardwareSpec, *, design: str = "engine", out_root: Path | 
     top = f"sf_{design}"
     t0 = time.monotonic()
     key = diskcache.make_key("verilog", {"digest": spec.digest, "design": design, "params": _jsonable(params),
-                                         "code": generator_fingerprint(), "versions": _tool_versions()})
+                                         "code": generator_fingerprint(),
+                                         "versions": diskcache.versions("sparseforge", "amaranth")})
     entry = diskcache.lookup("verilog", key, (f"{top}.v.gz", "component.json")) if cache else None
     try:
         cached = None if entry is None else (gzip.decompress(entry.read(f"{top}.v.gz")),

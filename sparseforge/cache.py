@@ -17,7 +17,9 @@ nothing); ``rm -rf ~/.cache/sparseforge`` empties it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["cache_dir", "make_key", "Entry", "lookup", "store", "clean", "saved_line"]
+__all__ = ["cache_dir", "make_key", "versions", "Entry", "lookup", "store", "clean", "saved_line"]
 
 
 def cache_dir() -> Path:
@@ -38,6 +40,19 @@ def cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
     return base / "sparseforge"
+
+
+@functools.lru_cache(maxsize=None)
+def versions(*dists: str) -> dict[str, str | None]:
+    """The installed version of each distribution (None when it is not installed): the tool
+    versions a cache key, or a record of what produced a result, names."""
+    out: dict[str, str | None] = {}
+    for dist in dists:
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
 
 
 def make_key(kind: str, parts: Mapping[str, Any]) -> str:

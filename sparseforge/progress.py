@@ -70,7 +70,6 @@ class LineTask:
         self.clock = clock
         self.done = 0.0
         self.t0 = self.last = clock()
-        self.closed = False
         emit(label if not total else f"{label} ({self._of(0)})")
 
     def advance(self, n: float = 1, note: str = "") -> None:
@@ -97,7 +96,7 @@ class LineTask:
         return f"{head} ({self._of(self.done)}, {100 * frac:.0f}%{eta})"
 
     def close(self) -> None:
-        self.closed = True
+        pass                    # the last line was said by the advance that finished the task
 
     def __enter__(self) -> "LineTask":
         return self
