@@ -261,7 +261,7 @@ def training_network(network: Network, plan: Sequence[LayerSparsity]) -> Network
 def dense_layer_patterns(value: str | Iterable[str] | None) -> tuple[str, ...]:
     """``--dense-layers`` / ``dense_layers=`` as a tuple of fnmatch globs: a string of
     comma-separated globs, or a sequence of such strings (a repeated option). Empty items are
-    dropped; anything but strings is a ValueError."""
+    dropped, but a value with no glob at all is a ValueError, as is anything but strings."""
     if value is None:
         return ()
     items = [value] if isinstance(value, str) else list(value)
@@ -271,6 +271,9 @@ def dense_layer_patterns(value: str | Iterable[str] | None) -> tuple[str, ...]:
             raise ValueError(f"dense_layers item {item!r} is not allowed: give layer-name globs as strings, "
                              "e.g. 'conv1,*.downsample*'")
         out += [p.strip() for p in item.split(",") if p.strip()]
+    if not out:
+        raise ValueError(f"dense_layers {value!r} is not allowed: it holds no glob; give one or more layer-name "
+                         "globs, e.g. 'conv1,*.downsample*'")
     return tuple(out)
 
 

@@ -323,6 +323,22 @@ def _write_inputs(d: Path) -> None:
     (d / "controls.txt").write_text("\x01\x02\x03" * 50)
     (d / "weights.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
     (d / "garbage.safetensors").write_bytes(bytes(range(256)))
+    # SCALE-Sim topologies and configs, SuiteSparse bundles, PyTorch files (issue 11)
+    head = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+    (d / "topo_bad.csv").write_text(head + "Conv1, 16, 16, x, 3, 3, 8, 1,\n")
+    (d / "topo_big_filter.csv").write_text(head + "Conv1, 4, 4, 7, 7, 3, 8, 1,\n")
+    (d / "topo_ok.csv").write_text(head + "Conv1, 16, 16, 3, 3, 3, 8, 1,\n")
+    cfg = (Path(__file__).parent / "data" / "scalesim" / "scale.cfg").read_text()
+    assert "Dataflow : ws" in cfg
+    (d / "scale_is.cfg").write_text(cfg.replace("Dataflow : ws", "Dataflow : is"))
+    (d / "scale_garbage.cfg").write_text("not an ini [[[\n= =\n")
+    import tarfile
+    with tarfile.open(d / "nomtx.tar.gz", "w:gz") as tar:
+        info = tarfile.TarInfo("X/readme.txt")
+        info.size = 5
+        tar.addfile(info, _io.BytesIO(b"hello"))
+    (d / "garbage.tar.gz").write_bytes(bytes(range(256)) * 4)
+    (d / "garbage.pt").write_bytes(bytes(range(256)) * 4)
     # ONNX
     (d / "random.onnx").write_bytes(bytes(range(256)) * 16)
     (d / "empty.onnx").write_bytes(b"")
@@ -348,6 +364,10 @@ def _write_inputs(d: Path) -> None:
                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 3, 8, 8])],
                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)], initializer=[conv_w])
     onnx.save(helper.make_model(conv), d / "bad_group.onnx")
+    fixed = helper.make_graph([helper.make_node("MatMul", ["X", "W"], ["Y"])], "f",
+                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, [4, 16])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [4, 8])], initializer=[w])
+    onnx.save(helper.make_model(fixed), d / "fixed_batch.onnx")
 
 
 # ============================================================================ run-folder set-ups
@@ -606,6 +626,29 @@ HAND: list[Case] = [
          "--input-shape", needs="onnx"),
     Case("sim-onnx-with-net", ("simulate", "--onnx", "{in}/dynamic.onnx", "--net", "resnet50"), "net",
          needs="onnx"),
+    Case("sim-onnx-batch-fixed", ("simulate", "--onnx", "{in}/fixed_batch.onnx", "--batch", "2"), "batch = 2",
+         needs="onnx"),
+    # --- issue 11: SCALE-Sim files, PyTorch modules, which layers are sparse, the cache
+    Case("sim-topology-bad-value", (*SIM[:2], "--net", "{in}/topo_bad.csv"), "topo_bad.csv:2: column 4"),
+    Case("sim-topology-filter-too-big", (*SIM[:2], "--net", "{in}/topo_big_filter.csv"), "topo_big_filter.csv:2"),
+    Case("sim-topology-missing", (*SIM[:2], "--net", "{in}/missing.csv"), "missing.csv"),
+    Case("sim-topology-with-batch", (*SIM[:2], "--net", "{in}/topo_ok.csv", "--batch", "2"), "--batch"),
+    Case("hw-cfg-input-stationary", (*SIM, "--hw", "{in}/scale_is.cfg"), "Dataflow = is"),
+    Case("hw-cfg-garbage", (*SIM, "--hw", "{in}/scale_garbage.cfg"), "scale_garbage.cfg"),
+    Case("hw-cfg-missing", (*SIM, "--hw", "{in}/missing.cfg"), "missing.cfg"),
+    Case("spgemm-tar-without-mtx", ("spgemm", "--a", "{in}/nomtx.tar.gz"), "nomtx.tar.gz"),
+    Case("spgemm-tar-garbage", ("spgemm", "--a", "{in}/garbage.tar.gz"), "garbage.tar.gz"),
+    Case("sim-torch-missing", ("simulate", "--torch", "{in}/missing.pt", "--input-shape", "x=1,3,8,8"),
+         "missing.pt", needs="torch"),
+    Case("sim-torch-garbage", ("simulate", "--torch", "{in}/garbage.pt", "--input-shape", "x=1,3,8,8"),
+         "garbage.pt", needs="torch"),
+    Case("sim-torch-no-module", ("simulate", "--torch", "nosuch_module_xyz:build", "--input-shape", "x=1,3,8,8"),
+         "nosuch_module_xyz", needs="torch"),
+    Case("sim-torch-with-net", ("simulate", "--torch", "{in}/garbage.pt", "--net", "resnet50"), "--torch"),
+    Case("sim-dense-layers-no-match", (*SIM, "--dense-layers", "nosuch*"), "'nosuch*'"),
+    Case("sim-dense-layers-empty", (*SIM, "--dense-layers", ","), "--dense-layers"),
+    Case("train-dense-layers-no-match", ("simulate", "--train", "--dense-layers", "nosuch*"), "'nosuch*'"),
+    Case("sim-no-cache-not-moe", (*SIM, "--no-cache"), "--no-cache"),
     # --- training
     Case("train-method", ("simulate", "--train", "--method", "bogus"), "--method"),
     Case("train-tokens", ("simulate", "--train", "--tokens", "16"), "--tokens"),
